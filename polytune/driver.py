@@ -1,0 +1,622 @@
+"""The driver: the loop that wires config, searcher, store, executor and metrics.
+
+One driver per group (it holds the group's lock) and it is the only writer of the group
+directory, so it keeps an in-memory mirror of the records it wrote and never re-reads them.
+
+Order of a tick, and why:
+1. honour a stop request first, so nothing new starts after Ctrl-C / ``polytune stop``;
+2. fill every free slot — pending experiments (created, or lost and to be rerun) before new
+   suggestions, so a resumed group finishes what it had promised before it grows;
+3. wait for an experiment to end (event-driven: returns as soon as one ends, so a freed slot is
+   refilled within milliseconds) or for the metrics poll interval;
+4. record what ended (durably: a result is final), then read new metric lines of the running ones
+   (not durably: a running experiment's latest metric is transient).
+
+Determinism: the RNG of a suggestion is ``default_rng([seed, len(history)])``, so the same seed and
+the same history give the same suggestion — before and after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import yaml
+
+from polytune import __version__
+from polytune.config import load_text
+from polytune.errors import ConfigError, Interrupted, StoreError
+from polytune.executors.base import Executor, ExecutorError, Finished, LaunchSpec
+from polytune.experiment import Experiment, Objective, Searcher, Status, Suggestion
+from polytune.metrics import MetricsReader, MetricSummary, update
+from polytune.model import Config
+from polytune.render import render_command
+from polytune.store import GroupStore, create_group
+
+__all__ = [
+    "Driver",
+    "DriverOptions",
+    "Progress",
+    "RunOutcome",
+    "experiment_env",
+    "load_group_config",
+    "new_group",
+]
+
+GROUP_RUNNING = "running"
+GROUP_DONE = "done"
+GROUP_STOPPED = "stopped"
+GROUP_FAILED = "failed"
+GROUP_CREATED = "created"
+STOP_FILE = "stop.request"
+
+
+class Progress(Protocol):
+    """Where the driver reports what happens (rich live view, plain lines, nothing)."""
+
+    def started(self, driver: Driver) -> None: ...
+
+    def event(self, driver: Driver, exp: Experiment, what: str) -> None: ...
+
+    def tick(self, driver: Driver) -> None: ...
+
+    def finished(self, driver: Driver, outcome: RunOutcome) -> None: ...
+
+
+class NullProgress:
+    def started(self, driver: Driver) -> None:
+        pass
+
+    def event(self, driver: Driver, exp: Experiment, what: str) -> None:
+        pass
+
+    def tick(self, driver: Driver) -> None:
+        pass
+
+    def finished(self, driver: Driver, outcome: RunOutcome) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    concurrency: int = 1
+    timeout: float | None = None
+    max_restarts: int = 0
+    stop_grace: float = 10.0
+    poll_interval: float = 0.25
+    save_interval: float = 1.0
+    stdout_metrics: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    status: str
+    counts: dict[str, int]
+    best: Experiment | None
+    reason: str | None = None
+
+    def to_json(self, objective: Objective | None) -> dict[str, Any]:
+        best = None
+        if self.best is not None:
+            best = {
+                "id": self.best.id,
+                "params": self.best.params,
+                "metrics": self.best.metrics,
+                "value": objective.value(self.best) if objective else None,
+            }
+        return {"status": self.status, "counts": self.counts, "best": best, "reason": self.reason}
+
+
+# ----------------------------------------------------------------------------------------
+# Group creation and reloading
+# ----------------------------------------------------------------------------------------
+
+
+def options_from(config: Config, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The effective run options: the file's values, then the command line's."""
+    opts: dict[str, Any] = {
+        "concurrency": config.concurrency,
+        "timeout": config.polytune.timeout,
+        "max_restarts": config.polytune.max_restarts,
+        "stop_grace": config.polytune.stop_grace,
+    }
+    opts.update({k: v for k, v in overrides.items() if v is not None})
+    return opts
+
+
+def new_group(
+    config: Config,
+    *,
+    workspace: Path,
+    name: str | None,
+    stem: str,
+    param_overrides: Sequence[str] = (),
+    seed: int | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> GroupStore:
+    """Create the group directory for ``config``: ``group.json`` and the merged polyaxonfile."""
+    if config.command is None:
+        raise ConfigError("run", config.command_note or "the polyaxonfile has no command to run")
+    if seed is None:
+        seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    group = {
+        "polytune_version": __version__,
+        "status": GROUP_CREATED,
+        "created_at": time.time(),
+        "seed": seed,
+        "seed_drawn": config.seed is None,
+        "algorithm": config.algorithm,
+        "sources": list(config.sources),
+        "base_dir": str(config.base_dir),
+        "param_overrides": list(param_overrides),
+        "options": options_from(config, options or {}),
+        "metric": config.metric.__dict__ if config.metric else None,
+        "config": config.to_json(),
+    }
+    text = yaml.safe_dump(dict(config.document), sort_keys=False, allow_unicode=True)
+    return create_group(workspace, stem, name, group, text)
+
+
+def load_group_config(store: GroupStore) -> tuple[Config, dict[str, Any]]:
+    """Rebuild the Config from the group's saved polyaxonfile (the source of truth)."""
+    group = store.read_group()
+    path = store.path / "polyaxonfile.yml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the group's polyaxonfile ({exc.strerror})") from None
+    config = load_text(
+        text,
+        base_dir=Path(group.get("base_dir") or store.path),
+        source=str(path),
+        overrides=group.get("param_overrides", []),
+    )
+    return config, group
+
+
+# ----------------------------------------------------------------------------------------
+# The experiment's contract: environment and command
+# ----------------------------------------------------------------------------------------
+
+_ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def experiment_env(
+    store: GroupStore, exp: Experiment, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The variables an experiment's command sees (DESIGN.md §3)."""
+    paths = store.paths(exp.id)
+    params_json = json.dumps(exp.params, default=str)
+    env = {
+        "POLYTUNE_PARAMS": params_json,
+        "POLYAXON_PARAMS": params_json,
+        "POLYTUNE_GROUP_DIR": str(store.path),
+        "POLYTUNE_GROUP_NAME": store.name,
+        "POLYTUNE_EXPERIMENT_ID": str(exp.id),
+        "POLYTUNE_EXPERIMENT_DIR": str(paths.dir),
+        "POLYTUNE_ATTEMPT": str(exp.attempt),
+        "POLYTUNE_OUTPUTS_PATH": str(exp.outputs_path or paths.outputs),
+        "POLYAXON_RUN_OUTPUTS_PATH": str(exp.outputs_path or paths.outputs),
+        "POLYTUNE_METRICS_FILE": str(paths.metrics),
+    }
+    for name, value in exp.params.items():
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        env[f"POLYTUNE_PARAM_{_ENV_NAME.sub('_', name).upper()}"] = text
+    if extra:
+        env.update(extra)
+    return env
+
+
+def template_values(store: GroupStore, exp: Experiment) -> dict[str, Any]:
+    """Values a ``run.cmd`` template may reference: params plus ``globals.*`` context."""
+    paths = store.paths(exp.id)
+    outputs = str(exp.outputs_path or paths.outputs)
+    values: dict[str, Any] = dict(exp.params)
+    values.update(
+        {
+            "globals.outputs_path": outputs,
+            "globals.run_outputs_path": outputs,
+            "globals.artifacts_path": outputs,
+            "globals.run_artifacts_path": outputs,
+            "globals.uuid": f"{store.name}-{exp.id}",
+            "globals.run_uuid": f"{store.name}-{exp.id}",
+            "globals.name": f"{store.name}-{exp.id}",
+            "globals.project_name": store.name,
+            "globals.group_name": store.name,
+            "globals.experiment_id": exp.id,
+            "globals.metrics_file": str(paths.metrics),
+        }
+    )
+    return values
+
+
+# ----------------------------------------------------------------------------------------
+# The driver
+# ----------------------------------------------------------------------------------------
+
+
+class Driver:
+    def __init__(
+        self,
+        store: GroupStore,
+        config: Config,
+        executor: Executor,
+        searcher: Searcher,
+        *,
+        seed: int,
+        options: DriverOptions,
+        progress: Progress | None = None,
+        clock: Callable[[], float] = time.time,
+        is_alive: Callable[[Experiment], bool] | None = None,
+        kill_group: Callable[[int, float], None] | None = None,
+        only: set[int] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.executor = executor
+        self.searcher = searcher
+        self.seed = seed
+        self.options = options
+        self.progress: Progress = progress or NullProgress()
+        self.clock = clock
+        self._is_alive = is_alive
+        self._kill_group = kill_group
+        self.objective = Objective(config.metric.name, config.metric.optimization) if config.metric else None
+        self.exps: dict[int, Experiment] = {}
+        self._readers: dict[int, MetricsReader] = {}
+        self._summaries: dict[int, MetricSummary] = {}
+        self._last_save: dict[int, float] = {}
+        self._stop_reason: str | None = None
+        self._stopping: dict[int, str] = {}
+        # ``only``: run just these experiments (``polytune restart``); the group's state is not
+        # changed and the searcher is not asked for more.
+        self.only = only
+        self._exhausted = only is not None
+        self.started_at = clock()
+        self.planned_total = searcher.planned_total() if only is None else len(only)
+        self._stop_file = store.path / STOP_FILE
+
+    # ----- public -------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop (safe to call from a signal handler)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def experiments(self) -> list[Experiment]:
+        return [self.exps[k] for k in sorted(self.exps)]
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for exp in self.exps.values():
+            counts[exp.status.value] += 1
+        return counts
+
+    def best(self) -> Experiment | None:
+        return self.objective.best(list(self.exps.values())) if self.objective else None
+
+    def run(self) -> RunOutcome:
+        """Run (or resume) the group until the search is over, or raise ``Interrupted``."""
+        self._recover()
+        self._clear_stop_request()
+        if self.only is None:
+            self.store.update_group(status=GROUP_RUNNING, driver_started_at=self.started_at)
+        self.progress.started(self)
+        try:
+            while True:
+                if self._stop_reason is None and self._stop_file.exists():
+                    self.request_stop("polytune stop")
+                if self._stop_reason is not None:
+                    self._shutdown()
+                    reason = self._stop_reason
+                    outcome = RunOutcome(GROUP_STOPPED, self.counts(), self.best(), reason)
+                    if self.only is None:
+                        self.store.update_group(status=GROUP_STOPPED, ended_at=self.clock(), reason=reason)
+                    self.progress.finished(self, outcome)
+                    raise Interrupted(f"group {self.store.name} stopped ({reason}); resume it with: polytune resume {self.store.name}")
+                self._fill_slots()
+                if not self.executor.running():
+                    # Every free slot was offered to pending work and to the searcher: with
+                    # nothing running, nothing can change any more, so the search is over.
+                    if self._stop_reason is None:
+                        break
+                    continue
+                for fin in self.executor.wait(self.options.poll_interval):
+                    self._on_finished(fin)
+                self._read_running_metrics()
+                self.progress.tick(self)
+        except BaseException:
+            # Whatever happens (a KeyboardInterrupt between ticks, a write failure), no process
+            # of the group may outlive the driver unrecorded.
+            if self.executor.running():
+                self._shutdown()
+            raise
+        outcome = RunOutcome(GROUP_DONE, self.counts(), self.best())
+        if self.only is None:
+            self.store.update_group(status=GROUP_DONE, ended_at=self.clock(), reason=None)
+        self.progress.finished(self, outcome)
+        return outcome
+
+    def _clear_stop_request(self) -> None:
+        try:
+            self._stop_file.unlink()
+        except FileNotFoundError:
+            pass
+
+    # ----- recovery -----------------------------------------------------------------------
+    def _recover(self) -> None:
+        """Load the history; experiments a dead driver left "running" become ``lost``."""
+        for exp in self.store.experiments():
+            if exp.status is Status.RUNNING:
+                exp = self._mark_lost(exp)
+            self.exps[exp.id] = exp
+
+    def _mark_lost(self, exp: Experiment) -> Experiment:
+        alive = self._is_alive(exp) if self._is_alive else _default_is_alive(exp)
+        pgid = exp.executor.get("pgid")
+        if alive and isinstance(pgid, int):
+            (self._kill_group or _default_kill_group)(pgid, self.options.stop_grace)
+        now = self.clock()
+        attempt = _attempt_record(exp, Status.LOST, "the driver ended while it was running", now)
+        exp = exp.with_(
+            status=Status.LOST,
+            reason="lost: the driver ended while it was running; it will run again",
+            ended_at=now,
+            attempts=[*exp.attempts, attempt],
+        )
+        self.store.save(exp, durable=True)
+        return exp
+
+    # ----- scheduling ---------------------------------------------------------------------
+    def _history(self) -> list[Experiment]:
+        """What the searcher sees: every experiment it suggested (not manual restarts)."""
+        return [self.exps[k] for k in sorted(self.exps) if self.exps[k].restart_of is None]
+
+    def _suggest(self, hist: list[Experiment]) -> Suggestion | None:
+        rng = np.random.default_rng([self.seed, len(hist)])
+        return self.searcher.suggest(hist, rng)
+
+    def _create(self, s: Suggestion) -> Experiment:
+        params: dict[str, Any] = {**self.config.params, **s.config, **s.extra_params}
+        meta = dict(s.meta)
+        exp = self.store.new_experiment(
+            config=dict(s.config),
+            params=params,
+            meta=meta,
+            created_at=self.clock(),
+            outputs_from=s.outputs_from,
+        )
+        self.exps[exp.id] = exp
+        self.progress.event(self, exp, "created")
+        return exp
+
+    def _fill_slots(self) -> None:
+        while self._stop_reason is None and self.executor.free_slots() > 0:
+            running = set(self.executor.running())
+            pending = [
+                e
+                for k, e in sorted(self.exps.items())
+                if e.status.is_pending and k not in running and (self.only is None or k in self.only)
+            ]
+            if pending:
+                self._launch(pending[0])
+                continue
+            if self._exhausted:
+                return
+            hist = self._history()
+            if self.searcher.is_finished(hist):
+                self._exhausted = True
+                return
+            suggestion = self._suggest(hist)
+            if suggestion is None:
+                return
+            self._launch(self._create(suggestion))
+
+    def _launch(self, exp: Experiment) -> None:
+        assert self.config.command is not None
+        paths = self.store.paths(exp.id)
+        attempt = exp.attempt + 1
+        if exp.attempt > 0:
+            _archive_attempt(paths.dir, exp.attempt)
+        exp = exp.with_(attempt=attempt)
+        command = render_command(self.config.command, template_values(self.store, exp))
+        env = experiment_env(self.store, exp, self.options.env)
+        spec = LaunchSpec(
+            exp_id=exp.id,
+            command=command,
+            cwd=self.config.base_dir,
+            env=env,
+            stdout_path=paths.stdout,
+            stderr_path=paths.stderr,
+            timeout=self.options.timeout,
+        )
+        now = self.clock()
+        try:
+            handle = self.executor.start(spec)
+        except ExecutorError as exc:
+            failed = exp.with_(
+                status=Status.FAILED,
+                command=command,
+                started_at=now,
+                ended_at=now,
+                reason=f"could not start: {exc}",
+            )
+            failed = failed.with_(attempts=[*exp.attempts, _attempt_record(failed, Status.FAILED, failed.reason, now)])
+            self.store.save(failed, durable=True)
+            self.exps[exp.id] = failed
+            self.progress.event(self, failed, "failed")
+            return
+        exp = exp.with_(
+            status=Status.RUNNING,
+            command=command,
+            started_at=handle.started_at,
+            ended_at=None,
+            exit_code=None,
+            reason=None,
+            pid=handle.pid,
+            host=handle.host,
+            boot_id=handle.boot_id,
+            executor={"name": self.executor.name, "pgid": handle.pgid, "start_ticks": handle.start_ticks},
+            metrics={},
+            metrics_min={},
+            metrics_max={},
+            metric_lines=0,
+            last_step=None,
+        )
+        # Not durable: if the machine dies, so does the process, and the record still says
+        # "created" (rerun); if only the driver dies, the page cache has this record.
+        self.store.save(exp, durable=False)
+        self.exps[exp.id] = exp
+        self._readers[exp.id] = MetricsReader(paths.metrics)
+        self._summaries[exp.id] = MetricSummary()
+        self._last_save[exp.id] = self.clock()
+        self.progress.event(self, exp, "started")
+
+    # ----- endings ------------------------------------------------------------------------
+    def _on_finished(self, fin: Finished) -> None:
+        exp = self.exps[fin.exp_id]
+        self._absorb_metrics(exp.id, final=True)
+        exp = self.exps[fin.exp_id]
+        if fin.reason == "stopped":
+            status, reason = Status.STOPPED, self._stopping.pop(exp.id, "stopped")
+        elif fin.reason == "timeout":
+            status, reason = Status.FAILED, f"timeout: ran longer than {self.options.timeout:g} s"
+        elif fin.exit_code == 0:
+            status, reason = Status.SUCCEEDED, None
+        elif fin.exit_code is not None:
+            status, reason = Status.FAILED, f"exit code {fin.exit_code}"
+        else:
+            status, reason = Status.FAILED, f"killed by signal {fin.signal}"
+        record = _attempt_record(exp, status, reason, fin.ended_at, exit_code=fin.exit_code)
+        exp = exp.with_(
+            status=status,
+            reason=reason,
+            exit_code=fin.exit_code,
+            ended_at=fin.ended_at,
+            attempts=[*exp.attempts, record],
+        )
+        retry = status is Status.FAILED and exp.attempt <= self.options.max_restarts
+        if retry:
+            exp = exp.with_(
+                status=Status.CREATED,
+                reason=f"retrying ({reason}; attempt {exp.attempt} of {self.options.max_restarts + 1})",
+            )
+        self.store.save(exp, durable=True)
+        self.exps[exp.id] = exp
+        self._readers.pop(exp.id, None)
+        self._summaries.pop(exp.id, None)
+        self._last_save.pop(exp.id, None)
+        self.progress.event(self, exp, "retry" if retry else status.value)
+
+    def _shutdown(self) -> None:
+        """Stop every running experiment (TERM, then KILL after the grace) and record it."""
+        for exp_id in self.executor.running():
+            self._stopping.setdefault(exp_id, f"stopped: {self._stop_reason or 'driver exiting'}")
+        for fin in self.executor.stop_all(self.options.stop_grace):
+            self._on_finished(fin)
+
+    def stop_experiment(self, exp_id: int, reason: str) -> None:
+        """Stop one running experiment (early stopping); its end arrives through ``wait``."""
+        self._stopping[exp_id] = reason
+        self.executor.stop(exp_id, self.options.stop_grace)
+
+    # ----- metrics --------------------------------------------------------------------------
+    def _absorb_metrics(self, exp_id: int, *, final: bool = False) -> bool:
+        reader = self._readers.get(exp_id)
+        if reader is None:
+            return False
+        records = reader.read_new(final=final)
+        if not records:
+            return False
+        summary = update(self._summaries[exp_id], records)
+        self._summaries[exp_id] = summary
+        exp = self.exps[exp_id].with_(
+            metrics=dict(summary.last),
+            metrics_min=dict(summary.min),
+            metrics_max=dict(summary.max),
+            metric_lines=summary.lines,
+            last_step=summary.last_step,
+        )
+        self.exps[exp_id] = exp
+        self.on_metrics(exp, records)
+        return True
+
+    def on_metrics(self, exp: Experiment, records: Sequence[Mapping[str, Any]]) -> None:
+        """Hook for rules evaluated on live metrics (early stopping)."""
+
+    def _read_running_metrics(self) -> None:
+        now = self.clock()
+        for exp_id in self.executor.running():
+            changed = self._absorb_metrics(exp_id)
+            if changed and now - self._last_save.get(exp_id, 0.0) >= self.options.save_interval:
+                self.store.save(self.exps[exp_id], durable=False)
+                self._last_save[exp_id] = now
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+
+
+def _attempt_record(
+    exp: Experiment, status: Status, reason: str | None, ended_at: float, exit_code: int | None = None
+) -> dict[str, Any]:
+    return {
+        "attempt": exp.attempt,
+        "status": status.value,
+        "started_at": exp.started_at,
+        "ended_at": ended_at,
+        "exit_code": exit_code,
+        "reason": reason,
+        "pid": exp.pid,
+        "host": exp.host,
+    }
+
+
+def _archive_attempt(exp_dir: Path, attempt: int) -> None:
+    """Move the logs and metrics of a previous attempt aside (outputs stay: a checkpointing
+    script can continue from them)."""
+    target = exp_dir / f"attempt-{attempt}"
+    names = ("stdout.log", "stderr.log", "metrics.jsonl")
+    present = [n for n in names if (exp_dir / n).exists()]
+    if not present:
+        return
+    target.mkdir(exist_ok=True)
+    for n in present:
+        shutil.move(str(exp_dir / n), str(target / n))
+
+
+def _default_is_alive(exp: Experiment) -> bool:
+    from polytune.procutil import is_alive
+
+    if exp.pid is None:
+        return False
+    return bool(is_alive(exp.pid, exp.host, exp.boot_id, exp.executor.get("start_ticks")))
+
+
+def _default_kill_group(pgid: int, grace: float) -> None:
+    from polytune.executors.local import kill_process_group
+
+    kill_process_group(pgid, grace)
+
+
+def pid_of_driver(store: GroupStore) -> dict[str, Any] | None:
+    """The ``driver.json`` of the group's current (or last) driver, if any."""
+    try:
+        data = json.loads((store.path / "driver.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def getpid() -> int:
+    return os.getpid()

@@ -1,0 +1,293 @@
+"""Terminal renderings: the live progress of a running group, status and groups tables.
+
+Rich is used single-threaded (``auto_refresh=False``): the driver calls ``tick`` and the view
+refreshes at most a few times a second, so it never reads the driver's state concurrently.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from polytune.driver import Driver, RunOutcome
+from polytune.experiment import Experiment, Objective, Status
+from polytune.report import sparkline
+
+STATUS_STYLE = {
+    "created": "dim",
+    "running": "cyan",
+    "succeeded": "green",
+    "failed": "red",
+    "stopped": "yellow",
+    "lost": "magenta",
+}
+
+
+def fmt_value(value: Any, width: int = 12) -> str:
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    elif value is None:
+        text = ""
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def params_text(params: Mapping[str, Any], limit: int = 60) -> str:
+    text = " ".join(f"{k}={fmt_value(v, 14)}" for k, v in params.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------------
+# live progress
+# ------------------------------------------------------------------------------------------
+
+
+class PlainProgress:
+    """One line per event: for logs, CI and pipes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def _total(self, driver: Driver) -> str:
+        total = driver.planned_total
+        return "?" if total is None else str(total)
+
+    def started(self, driver: Driver) -> None:
+        self.console.print(
+            f"group {driver.store.name}: {driver.config.algorithm}, "
+            f"{self._total(driver)} experiments, concurrency {driver.executor.capacity()}, "
+            f"seed {driver.seed} → {driver.store.path}",
+            highlight=False,
+        )
+
+    def event(self, driver: Driver, exp: Experiment, what: str) -> None:
+        if what in ("created",):
+            return
+        done = sum(1 for e in driver.exps.values() if e.status.is_done)
+        head = f"[{done}/{self._total(driver)}] experiment {exp.id}"
+        if what == "started":
+            line = f"{head} started (attempt {exp.attempt}): {params_text(exp.config)}"
+        else:
+            extra = ""
+            if driver.objective is not None and (v := driver.objective.value(exp)) is not None:
+                extra = f" {driver.objective.metric}={v:.6g}"
+            why = f" ({exp.reason})" if exp.reason else ""
+            line = f"{head} {what} in {fmt_duration(exp.duration)}{extra}{why}"
+        self.console.print(line, highlight=False, markup=False)
+
+    def tick(self, driver: Driver) -> None:
+        pass
+
+    def finished(self, driver: Driver, outcome: RunOutcome) -> None:
+        print_outcome(self.console, driver, outcome)
+
+
+class LiveProgress:
+    """A rich live view: progress bar, running experiments with their latest metric, best."""
+
+    def __init__(self, console: Console, refresh_per_second: float = 4.0) -> None:
+        self.console = console
+        self.interval = 1.0 / refresh_per_second
+        self._last = 0.0
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task = self.bar.add_task("experiments", total=None)
+        self.live: Live | None = None
+
+    def started(self, driver: Driver) -> None:
+        self.console.print(
+            f"[bold]group {driver.store.name}[/]: {driver.config.algorithm}, "
+            f"concurrency {driver.executor.capacity()}, seed {driver.seed}  [dim]{driver.store.path}[/]"
+        )
+        self.live = Live(self._render(driver), console=self.console, auto_refresh=False, transient=True)
+        self.live.start()
+
+    def event(self, driver: Driver, exp: Experiment, what: str) -> None:
+        if what in ("succeeded", "failed", "stopped") and self.live is not None:
+            style = STATUS_STYLE.get(what, "")
+            extra = ""
+            if driver.objective is not None and (v := driver.objective.value(exp)) is not None:
+                extra = f" {driver.objective.metric}={v:.6g}"
+            why = f" [dim]({exp.reason})[/]" if exp.reason else ""
+            self.live.console.print(
+                f"  #{exp.id} [{style}]{what}[/] in {fmt_duration(exp.duration)}{extra}{why}  [dim]{params_text(exp.config)}[/]"
+            )
+        self.tick(driver, force=True)
+
+    def tick(self, driver: Driver, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.live is None or (not force and now - self._last < self.interval):
+            return
+        self._last = now
+        self.live.update(self._render(driver), refresh=True)
+
+    def _render(self, driver: Driver) -> Group:
+        exps = driver.exps.values()
+        done = sum(1 for e in exps if e.status.is_done)
+        self.bar.update(self.task, completed=done, total=driver.planned_total)
+        running = [e for e in driver.exps.values() if e.status is Status.RUNNING]
+        table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
+        table.add_column("id", justify="right")
+        table.add_column("params")
+        table.add_column("latest")
+        table.add_column("time", justify="right")
+        now = time.time()
+        for e in running[:12]:
+            latest = " ".join(f"{k}={fmt_value(v, 10)}" for k, v in list(e.metrics.items())[:3])
+            table.add_row(str(e.id), params_text(e.config, 50), latest, fmt_duration(now - (e.started_at or now)))
+        lines: list[Any] = [self.bar]
+        if running:
+            lines.append(table)
+        best = driver.best()
+        failed = sum(1 for e in exps if e.status is Status.FAILED)
+        status_line = Text()
+        if best is not None and driver.objective is not None:
+            status_line.append(f"best #{best.id} {driver.objective.metric}={driver.objective.value(best):.6g}  ", style="green")
+        if failed:
+            status_line.append(f"{failed} failed", style="red")
+        if status_line:
+            lines.append(status_line)
+        return Group(*lines)
+
+    def finished(self, driver: Driver, outcome: RunOutcome) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        print_outcome(self.console, driver, outcome)
+
+
+def print_outcome(console: Console, driver: Driver, outcome: RunOutcome) -> None:
+    c = outcome.counts
+    parts = [f"{c[s]} {s}" for s in ("succeeded", "failed", "stopped", "lost") if c.get(s)]
+    console.print(
+        f"group {driver.store.name} {outcome.status}: {', '.join(parts) or 'no experiments'}"
+        + (f" ({outcome.reason})" if outcome.reason else ""),
+        highlight=False,
+        markup=False,
+    )
+    if outcome.best is not None and driver.objective is not None:
+        console.print(
+            f"best: experiment {outcome.best.id} {driver.objective.metric}="
+            f"{driver.objective.value(outcome.best):.6g}  {params_text(outcome.best.config, 200)}",
+            highlight=False,
+            markup=False,
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# status / groups tables
+# ------------------------------------------------------------------------------------------
+
+
+def status_table(
+    experiments: Sequence[Experiment],
+    objective: Objective | None,
+    param_names: Sequence[str],
+    metric_names: Sequence[str],
+) -> Table:
+    table = Table(show_lines=False, header_style="bold")
+    table.add_column("id", justify="right")
+    table.add_column("status")
+    for p in param_names:
+        table.add_column(p, overflow="fold")
+    for m in metric_names:
+        label = m + (" ★" if objective is not None and m == objective.metric else "")
+        table.add_column(label, justify="right")
+    table.add_column("duration", justify="right")
+    for e in experiments:
+        status = e.status.value + (f" ×{e.attempt}" if e.attempt > 1 else "")
+        row = [str(e.id), Text(status, style=STATUS_STYLE.get(e.status.value, ""))]
+        row += [fmt_value(e.params.get(p), 16) for p in param_names]
+        row += [fmt_value(e.metrics.get(m)) for m in metric_names]
+        row.append(fmt_duration(e.duration))
+        table.add_row(*row)
+    return table
+
+
+def status_header(summary: Mapping[str, Any]) -> Text:
+    text = Text()
+    text.append(f"{summary['name']}", style="bold")
+    state = summary["state"]
+    text.append(f"  {state}", style={"running": "cyan", "done": "green", "stopped": "yellow"}.get(state.split()[0], "red"))
+    text.append(f"  {summary['algorithm']}  seed {summary['seed']}\n")
+    c = summary["counts"]
+    total = summary["experiments"]
+    shares = [f"{c[s]} {s}" for s in ("succeeded", "running", "failed", "stopped", "lost", "created") if c.get(s)]
+    planned = summary.get("planned")
+    text.append(f"{total} experiments" + (f" of {planned}" if planned else "") + (": " + ", ".join(shares) if shares else ""))
+    if total:
+        bar = "".join(
+            "█" * round(20 * c[s] / total) for s in ("succeeded", "running", "failed", "stopped", "lost", "created") if c.get(s)
+        )
+        text.append(f"  {bar}", style="dim")
+    text.append("\n")
+    best = summary.get("best")
+    metric = summary.get("metric")
+    if best and metric:
+        text.append(
+            f"best: #{best['id']} {metric['name']}={best['value']:.6g} ({metric['optimization']})  "
+            f"{params_text(best['params'], 120)}",
+            style="green",
+        )
+        curve = summary.get("best_so_far") or []
+        if len(curve) > 1:
+            text.append(f"\nbest so far: {sparkline(curve)}", style="dim")
+    elif metric:
+        text.append(f"metric: {metric['name']} ({metric['optimization']}), no value yet", style="dim")
+    else:
+        text.append("no metric declared (add polytune: {metric: {name, optimization}} to rank)", style="dim")
+    if summary.get("reason"):
+        text.append(f"\nreason: {summary['reason']}", style="dim")
+    return text
+
+
+def groups_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(header_style="bold")
+    for col in ("group", "state", "algorithm", "experiments", "best", "created"):
+        table.add_column(col, justify="right" if col in ("experiments",) else "left")
+    for r in rows:
+        best = r.get("best")
+        metric = r.get("metric")
+        best_text = f"{metric['name']}={best['value']:.6g} (#{best['id']})" if best and metric else ""
+        c = r["counts"]
+        table.add_row(
+            str(r["name"]),
+            r["state"],
+            str(r.get("algorithm") or ""),
+            f"{c.get('succeeded', 0)}/{r['experiments']}",
+            best_text,
+            fmt_time(r.get("created_at")),
+        )
+    return table
