@@ -58,6 +58,10 @@ GROUP_STOPPED = "stopped"
 GROUP_FAILED = "failed"
 GROUP_CREATED = "created"
 STOP_FILE = "stop.request"
+# Reason prefix of experiments stopped because the *driver* stopped (Ctrl-C, `polytune stop`):
+# they did not end on their own, so `resume` runs them again as a new attempt. Experiments
+# stopped by early stopping keep their status.
+INTERRUPTED = "interrupted"
 
 
 class Progress(Protocol):
@@ -358,6 +362,9 @@ class Driver:
         for exp in self.store.experiments():
             if exp.status is Status.RUNNING:
                 exp = self._mark_lost(exp)
+            elif exp.status is Status.STOPPED and (exp.reason or "").startswith(INTERRUPTED):
+                exp = exp.with_(status=Status.CREATED, reason=f"resumed after: {exp.reason}")
+                self.store.save(exp, durable=True)
             self.exps[exp.id] = exp
 
     def _mark_lost(self, exp: Experiment) -> Experiment:
@@ -520,7 +527,7 @@ class Driver:
     def _shutdown(self) -> None:
         """Stop every running experiment (TERM, then KILL after the grace) and record it."""
         for exp_id in self.executor.running():
-            self._stopping.setdefault(exp_id, f"stopped: {self._stop_reason or 'driver exiting'}")
+            self._stopping.setdefault(exp_id, f"{INTERRUPTED}: {self._stop_reason or 'driver exiting'}")
         for fin in self.executor.stop_all(self.options.stop_grace):
             self._on_finished(fin)
 
