@@ -179,22 +179,15 @@ def sort_experiments(
     """Stable multi-key sort; missing values go last whatever the direction."""
     result = list(experiments)
     for name, desc in reversed(keys):
-        def key(exp: Experiment, name: str = name, desc: bool = desc) -> tuple[int, int, Any]:
-            value = field_value(exp, name)
-            if value is _MISSING or value is None:
-                return (1, 0, 0)
-            num = _as_number(value)
-            if num is not None and not isinstance(value, str):
-                return (0, 0, -num if desc else num)
-            text = str(value)
-            return (0, 1, text)
-
-        if any(not isinstance(field_value(e, name), int | float) or isinstance(field_value(e, name), bool) for e in result if field_value(e, name) not in (_MISSING, None)) and desc:
-            # Mixed or textual values: sort ascending then reverse the present ones.
-            present = [e for e in result if field_value(e, name) not in (_MISSING, None)]
-            missing = [e for e in result if field_value(e, name) in (_MISSING, None)]
-            present.sort(key=lambda e: str(field_value(e, name)), reverse=True)
-            result = present + missing
-        else:
-            result.sort(key=key)
+        present = [e for e in result if field_value(e, name) not in (_MISSING, None)]
+        missing = [e for e in result if field_value(e, name) in (_MISSING, None)]
+        present.sort(key=lambda e: _sort_key(field_value(e, name)), reverse=desc)
+        result = present + missing
     return result
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Numbers before text; numbers by value, text alphabetically (reverse keeps stability)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
