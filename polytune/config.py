@@ -128,7 +128,7 @@ MAX_HYPERBAND_ITER = 10**12
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.']*$")
 _WHOLE_TEMPLATE_RE = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
-_FOLDED_CONTINUATION_RE = re.compile(r"\\[ \t]+|\\$")
+_FOLDED_CONTINUATION_RE = re.compile(r"[ \t]*\\(?:[ \t]+|$)")
 
 # ---------------------------------------------------------------------------------------------
 # Keys
