@@ -148,12 +148,28 @@ def kill_group(pgid: int, sig: int = signal.SIGTERM) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` exists (zombies included: reap your children)."""
+    """Whether any process of group ``pgid`` still runs.
+
+    Zombies do not count: after a kill, orphaned members stay zombies until init reaps them,
+    which some container inits do only every few seconds. ``kill(0)`` answers first (cheap); only
+    when it says yes is ``/proc`` scanned for a member that is not a zombie.
+    """
     _check_pgid(pgid)
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    for name in names:
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        # Field 5 (pgrp) is index 2 of the fields after comm; field 3 (state) is index 0.
+        if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
