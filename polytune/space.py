@@ -139,7 +139,13 @@ def config_key(config: Mapping[str, Any]) -> str:
     Two configurations have the same key when their JSON forms are equal: ``1`` and ``1.0`` (or
     ``1`` and ``true``) differ, as they do on a command line.
     """
-    return json.dumps(plain(dict(config)), sort_keys=True, default=str)
+    data = dict(config)
+    if all(type(k) is str and type(v) in _JSON_SCALARS for k, v in data.items()):
+        return json.dumps(data, sort_keys=True)  # the common case, without the copy by plain()
+    return json.dumps(plain(data), sort_keys=True, default=str)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _value_key(value: Any) -> Hashable:
@@ -529,11 +535,13 @@ class Space:
     @staticmethod
     def config_key(config: Mapping[str, Any]) -> str:
         """See the module-level ``config_key``."""
-        return json.dumps(plain(dict(config)), sort_keys=True, default=str)
+        return _config_key(config)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [p.to_json() for p in self.params]
 
+
+_config_key = config_key
 
 # ======================================================================================
 # Parsing
