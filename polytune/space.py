@@ -46,6 +46,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from polytune.errors import ConfigError, show_value
 
@@ -336,6 +337,10 @@ class Param:
         """Effective probability of each value (numpy's multinomial rule for ``pvalues``)."""
         return list(self._table.probabilities)
 
+    @cached_property
+    def _cdf(self) -> npt.NDArray[np.float64]:
+        return np.cumsum(np.asarray(self._table.probabilities, dtype=np.float64))
+
     def position(self, value: Any) -> int | None:
         """The index of ``value`` in ``values`` (compared by JSON form), or None."""
         if self.is_continuous:
@@ -346,9 +351,11 @@ class Param:
     def sample(self, rng: np.random.Generator) -> Any:
         """One draw from this parameter, as a plain Python value."""
         if self.method == "pvalues":
-            p = np.asarray(self._table.probabilities, dtype=float)
-            index = int(rng.choice(len(p), p=p / p.sum()))
-            return _copy(self.values[index])
+            # One uniform draw located in the cumulative probabilities (what Generator.choice
+            # does with ``p=``, without re-validating ``p`` at every draw).
+            cdf = self._cdf
+            index = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+            return _copy(self.values[min(index, len(cdf) - 1)])
         if self.is_discrete:
             return _copy(self.values[int(rng.integers(len(self.values)))])
         return self.transform(self.draw_underlying(rng))
