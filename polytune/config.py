@@ -489,8 +489,16 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _clean(text: Any) -> str:
+    """User text shown inside a message, with control characters escaped (messages are one line)."""
+    return _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
 def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
+    return f"{path}.{_clean(key)}" if path else _clean(key)
 
 
 def _mapping(value: Any, path: str, what: str = "a mapping") -> dict[Any, Any]:
@@ -686,7 +694,7 @@ class _Builder:
             if not isinstance(key, str) or key not in _TOP_KEYS:
                 hint = closest(str(key), _TOP_KEYS)
                 raise ConfigError(
-                    str(key),
+                    _clean(key),
                     "unknown top-level key"
                     + (f"; did you mean {hint!r}?" if hint else "")
                     + " (polytune reads hptuning, settings, matrix, params, run, component"
@@ -834,6 +842,13 @@ class _Builder:
         matrix = _mapping(matrix, path, "a mapping of parameter names to methods")
         if not matrix:
             raise ConfigError(path, "the matrix has no parameters")
+        for name in matrix:
+            if isinstance(name, str) and (_CONTROL_RE.search(name) or name != name.strip()):
+                raise ConfigError(
+                    path,
+                    "parameter names cannot have surrounding spaces or control characters",
+                    name,
+                )
         matrix = self._substitute_matrix_templates(matrix)
         return space_from_matrix(matrix, path)
 
@@ -1366,8 +1381,8 @@ class _Builder:
         params: dict[str, Any] = {}
         sources: dict[str, str] = {}
         for name, value in section.items():
-            if not isinstance(name, str) or not name:
-                raise ConfigError(key, "param names must be non-empty strings", name)
+            if not isinstance(name, str) or not name or _CONTROL_RE.search(name):
+                raise ConfigError(key, "param names must be non-empty printable strings", name)
             params[name] = value
             sources[name] = f"{key}.{name}"
         return params, sources
@@ -1524,7 +1539,8 @@ class _Builder:
         for name in placeholders(template):
             if name in known or name in CONTEXT_NAMES:
                 continue
-            shown = ", ".join(dict.fromkeys(known)) or "none"
+            name = _clean(name)
+            shown = ", ".join(map(_clean, dict.fromkeys(known))) or "none"
             if not re.match(r"^[A-Za-z_][\w\-.']*$", name):
                 raise ConfigError(
                     path,
@@ -1675,7 +1691,7 @@ class _Builder:
                 raise ConfigError(
                     item_path,
                     f"every mapping must have the same names as the first ({', '.join(keys)}); "
-                    f"this one has {', '.join(map(str, item))}",
+                    f"this one has {', '.join(map(_clean, item))}",
                 )
             out.append(dict(item))
         self.mapping_keys = list(keys or [])
@@ -1691,8 +1707,8 @@ class _Builder:
         allowed = ("value", "ref", "connection", "contextOnly", "toInit", "toEnv")
         for name, spec in section.items():
             path = f"params.{name}"
-            if not isinstance(name, str) or not name:
-                raise ConfigError("params", "param names must be non-empty strings", name)
+            if not isinstance(name, str) or not name or _CONTROL_RE.search(name):
+                raise ConfigError("params", "param names must be non-empty printable strings", name)
             spec = _mapping(spec, path, "a mapping {value: ...} (a v1/v2 param)")
             _check_keys(spec, path, allowed)
             if spec.get("ref") is not None:

@@ -1898,3 +1898,24 @@ def test_check_report_hyperband_bo_tpe_and_warnings() -> None:
         console = Console(record=True, width=100)
         render_report(report, console)
         assert console.export_text()
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"hptuning": {"matrix": {"lr": {"values": [1]}}, "bad\nkey": 1}},
+        {"hptu\nning": {}},
+        {"hptuning": {"matrix": {"l\nr": {"values": [1]}}}},
+        {"hptuning": {"matrix": {"lr": {"values": [1]}}}, "params": {"a\nb": 1}},
+        {"hptuning": {"matrix": {"lr": {"values": [1]}}}, "run": {"cmd": "x {{ a\nb }}"}},
+        {
+            "version": 1.1,
+            "urlRef": "x",
+            "matrix": {"kind": "mapping", "values": [{"a": 1}, {"b\n": 2}]},
+        },
+    ],
+)
+def test_messages_stay_on_one_line_with_control_characters(doc: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_text(yaml.safe_dump(doc), Path("."))
+    assert "\n" not in str(info.value)
