@@ -347,7 +347,7 @@ _nasty_values = st.recursive(
             max_size=5,
         )
     ),
-    max_leaves=12,
+    max_leaves=8,
 )
 _keys = st.sampled_from([*METHODS, "choice", "pchoice", "kind", "value", "size", "Values", "x"])
 
