@@ -1919,3 +1919,102 @@ def test_messages_stay_on_one_line_with_control_characters(doc: dict[str, Any]) 
     with pytest.raises(ConfigError) as info:
         load_text(yaml.safe_dump(doc), Path("."))
     assert "\n" not in str(info.value)
+
+
+LAYOUT_FILES = [
+    (
+        "matrix-top",
+        "grid",
+        """
+        version: 1
+        matrix: {lr: {values: [0.1, 0.2]}}
+        run: {cmd: "train --lr={{ lr }}"}
+        """,
+    ),
+    (
+        "settings+matrix",
+        "random",
+        """
+        version: 1
+        settings: {concurrent_experiments: 2, search_method: random, n_experiments: 0.5}
+        matrix: {lr: {values: [0.1, 0.2, 0.3, 0.4]}}
+        run: {cmd: "train --lr={{ lr }}"}
+        """,
+    ),
+    (
+        "settings",
+        "bo",
+        """
+        version: 1
+        kind: group
+        settings:
+          concurrency: 2
+          bo: {n_iterations: 5, n_initial_trials: 3, metric: {name: loss, optimization: minimize}}
+          matrix: {lr: {uniform: [0.001, 0.01]}}
+        run: {cmd: "train --lr={{ lr }}"}
+        """,
+    ),
+    (
+        "hptuning",
+        "hyperband",
+        """
+        version: 1
+        kind: group
+        hptuning:
+          concurrency: 2
+          hyperband:
+            max_iter: 27
+            eta: 3
+            resource: {name: epochs, type: int}
+            metric: {name: loss, optimization: minimize}
+          matrix: {lr: {uniform: [0.001, 0.01]}}
+        params: {batch: 16}
+        run: {cmd: "train --lr={{ lr }} --epochs={{ epochs }} --batch={{ batch }}"}
+        """,
+    ),
+    (
+        "v1",
+        "grid",
+        """
+        version: 1.1
+        kind: operation
+        matrix:
+          kind: grid
+          params: {lr: {kind: choice, value: [0.1, 0.2]}}
+        component:
+          run:
+            kind: job
+            container: {image: python:3.11, command: [python, train.py], args: ["--lr={{ lr }}"]}
+        """,
+    ),
+    (
+        "v1",
+        "random",
+        """
+        version: 1.1
+        kind: component
+        inputs: [{name: lr, type: float}, {name: epochs, type: int, isOptional: true, value: 2}]
+        matrix:
+          kind: random
+          numRuns: 3
+          params: {lr: {kind: uniform, value: [0, 1]}}
+        run:
+          kind: job
+          container: {command: [python, train.py, "--lr={{ lr }}", "--epochs={{ epochs }}"]}
+        """,
+    ),
+]
+
+
+@pytest.mark.parametrize(("layout", "algorithm", "text"), LAYOUT_FILES)
+def test_each_layout_from_a_file(tmp_path: Path, layout: str, algorithm: str, text: str) -> None:
+    path = tmp_path / "polyaxonfile.yml"
+    path.write_text(textwrap.dedent(text))
+    config = load([path])
+    assert (config.layout, config.algorithm) == (layout, algorithm)
+    assert config.command is not None
+    assert config.base_dir == tmp_path.resolve()
+    assert config.sources == (str(path),)
+    assert isinstance(config.document, dict)
+    command = example_command(config)
+    assert command is not None and "{{" not in command
