@@ -920,11 +920,16 @@ class _Builder:
                 )
 
     def _cap_discrete(self, requested: int, path: str, what: str) -> int:
-        size = self.space.size
-        if size is not None and size < requested:
+        """An all-discrete space has only so many distinct configurations a random draw can
+        reach (``pvalues`` items of probability 0 never come up): run those, and say so."""
+        if not self.space.is_discrete:
+            return requested
+        size = math.prod(sum(1 for prob in p.probabilities if prob > 0) for p in self.space.params)
+        if size < requested:
+            reachable = "" if size == self.space.size else " reachable"
             self.warnings.append(
                 f"{path}: {what} asks for {requested} experiments but the all-discrete space has "
-                f"only {size} configurations; polytune runs all {size}"
+                f"only {size}{reachable} configurations; polytune runs all {size}"
             )
             return size
         return requested

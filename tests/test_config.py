@@ -2018,3 +2018,16 @@ def test_each_layout_from_a_file(tmp_path: Path, layout: str, algorithm: str, te
     assert isinstance(config.document, dict)
     command = example_command(config)
     assert command is not None and "{{" not in command
+
+
+def test_random_cap_counts_only_reachable_configurations() -> None:
+    # the first pvalues item has probability 0: a random draw never gives it
+    doc = hptuning(
+        {
+            "random_search": {"n_experiments": 10},
+            "matrix": {"a": {"pvalues": [[1, 0.0], [2, 0.5]]}, "b": {"values": [1, 2]}},
+        }
+    )
+    config = from_doc(doc)
+    assert config.settings == RandomSettings(2)
+    assert any("only 2 reachable configurations" in w for w in config.warnings)
