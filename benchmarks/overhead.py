@@ -72,7 +72,7 @@ def polytune_loop(n: int, concurrency: int, workdir: Path) -> float:
     config = load([path])
     store = new_group(config, workspace=workdir / "ws", name=None, stem=path.stem)
     start = time.perf_counter()
-    with store.driver_lock():
+    with store.lock():
         executor = LocalExecutor(concurrency)
         driver = Driver(
             store,

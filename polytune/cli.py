@@ -37,7 +37,11 @@ DEFAULT_WORKSPACE = "polytune-groups"
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or logged output: do not fold tables to 80 columns.
+        console = Console(stderr=stderr, highlight=False, width=200)
+    return console
 
 
 def _fail(exc: PolytuneError) -> NoReturn:
@@ -177,7 +181,7 @@ def _drive(store: GroupStore, quiet: bool, as_json: bool, overrides: dict[str, A
     from polytune.searchers import make_searcher
     from polytune.views import LiveProgress, PlainProgress
 
-    with store.driver_lock():
+    with store.lock():
         config, group = load_group_config(store)
         opts = dict(group.get("options") or options_from(config, {}))
         opts.update({k: v for k, v in overrides.items() if v is not None})
@@ -346,14 +350,8 @@ def group_state(store: GroupStore, group: dict[str, Any]) -> str:
 
 
 def driver_alive(store: GroupStore) -> bool:
-    from polytune.driver import pid_of_driver
-    from polytune.procutil import is_alive
-
-    info = pid_of_driver(store)
-    if not info or not isinstance(info.get("pid"), int):
-        return False
-    alive = is_alive(info["pid"], info.get("host"), info.get("boot_id"), info.get("start_ticks"))
-    return alive is not False
+    """Whether the group's driver runs (a driver on another host counts as alive)."""
+    return store.driver_alive() is not False
 
 
 @main.command()
@@ -502,15 +500,13 @@ def groups(workspace: str | None, as_json: bool) -> None:
 @click.option("--wait/--no-wait", default=True, help="Wait until the driver has stopped (default).")
 def stop(group: str | None, workspace: str | None, wait: bool) -> None:
     """Stop a running group from another terminal (it stays resumable)."""
-    from polytune.driver import pid_of_driver
-
     store = _open(group, workspace)
     if not driver_alive(store):
         info = store.read_group()
         click.echo(f"group {store.name} has no running driver (state: {group_state(store, info)}); nothing to stop")
         return
     (store.path / "stop.request").write_text(f"{os.getpid()} {time.time()}\n")
-    data = pid_of_driver(store) or {}
+    data = store.read_driver() or {}
     pid = data.get("pid")
     if isinstance(pid, int):
         try:
@@ -553,7 +549,7 @@ def restart(
     from polytune.views import PlainProgress
 
     store = _open(group, workspace)
-    with store.driver_lock():
+    with store.lock():
         config, info = load_group_config(store)
         source = store.get(experiment)
         opts = dict(info.get("options") or {})

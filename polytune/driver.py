@@ -19,7 +19,6 @@ the same history give the same suggestion — before and after a crash.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
@@ -395,12 +394,16 @@ class Driver:
     def _create(self, s: Suggestion) -> Experiment:
         params: dict[str, Any] = {**self.config.params, **s.config, **s.extra_params}
         meta = dict(s.meta)
+        extra: dict[str, Any] = {}
+        if s.outputs_from is not None:
+            # Hyperband `resume: true`: continue from the ancestor's checkpoints.
+            extra["outputs_path"] = self.exps[s.outputs_from].outputs_path
         exp = self.store.new_experiment(
             config=dict(s.config),
             params=params,
             meta=meta,
             created_at=self.clock(),
-            outputs_from=s.outputs_from,
+            **extra,
         )
         self.exps[exp.id] = exp
         self.progress.event(self, exp, "created")
@@ -614,16 +617,3 @@ def _default_kill_group(pgid: int, grace: float) -> None:
     from polytune.executors.local import kill_process_group
 
     kill_process_group(pgid, grace)
-
-
-def pid_of_driver(store: GroupStore) -> dict[str, Any] | None:
-    """The ``driver.json`` of the group's current (or last) driver, if any."""
-    try:
-        data = json.loads((store.path / "driver.json").read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def getpid() -> int:
-    return os.getpid()

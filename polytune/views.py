@@ -100,7 +100,7 @@ class PlainProgress:
                 extra = f" {driver.objective.metric}={v:.6g}"
             why = f" ({exp.reason})" if exp.reason else ""
             line = f"{head} {what} in {fmt_duration(exp.duration)}{extra}{why}"
-        self.console.print(line, highlight=False, markup=False)
+        self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def tick(self, driver: Driver) -> None:
         pass
@@ -218,14 +218,14 @@ def status_table(
     metric_names: Sequence[str],
 ) -> Table:
     table = Table(show_lines=False, header_style="bold")
-    table.add_column("id", justify="right")
-    table.add_column("status")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for p in param_names:
         table.add_column(p, overflow="fold")
     for m in metric_names:
         label = m + (" ★" if objective is not None and m == objective.metric else "")
-        table.add_column(label, justify="right")
-    table.add_column("duration", justify="right")
+        table.add_column(label, justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
     for e in experiments:
         status = e.status.value + (f" ×{e.attempt}" if e.attempt > 1 else "")
         row = [str(e.id), Text(status, style=STATUS_STYLE.get(e.status.value, ""))]

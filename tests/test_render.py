@@ -22,7 +22,9 @@ EXPECTED_PREFIX = ["", "", "", "--v=", "--v="]
 
 
 def run_sh(command: str) -> str:
-    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    # bytes, not text=True: universal newlines would turn a value's "\r" into "\n"
+    out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, check=True).stdout
+    return out.decode("utf-8", errors="surrogateescape")
 
 
 @pytest.mark.parametrize(("template", "prefix"), list(zip(TEMPLATES, EXPECTED_PREFIX, strict=True)))

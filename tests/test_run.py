@@ -38,8 +38,8 @@ def start_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "polytune", *args],
         cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         text=True,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
@@ -106,6 +106,8 @@ def group_dirs(tmp: Path) -> list[Path]:
 def records(group: Path) -> list[dict[str, Any]]:
     out = []
     for d in sorted((group / "experiments").iterdir()):
+        if not d.name.isdigit():
+            continue  # the store's staging folders of experiments being created
         out.append(json.loads((d / "experiment.json").read_text()))
     return out
 
