@@ -604,6 +604,25 @@ def restart(
             click.echo(f"experiment {new.id} (restart of {source.id}) {final.status.value}")
 
 
+def _register_extensions() -> None:
+    """Commands that live in their own modules (kept out of this file so each stays small);
+    each module's ``register(main)`` adds its commands and must import heavy libraries lazily."""
+    import importlib
+
+    for name in EXTENSION_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(main)
+
+
+EXTENSION_MODULES = ("polytune.cli_review",)
+_register_extensions()
+
+
 def entry() -> None:  # pragma: no cover - console script alias
     main()
 
