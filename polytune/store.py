@@ -291,6 +291,7 @@ class GroupStore:
         self.lock_file = self.path / LOCK_FILE
         self.driver_file = self.path / DRIVER_FILE
         self.experiments_path = self.path / EXPERIMENTS_DIR
+        self._root = str(self.path)
         self._exps = str(self.experiments_path)
         self._next_id: int | None = None
         self._cache: dict[int, tuple[tuple[int, int, int], Experiment]] = {}
@@ -343,7 +344,8 @@ class GroupStore:
 
         Records unchanged since the previous call (same inode, size and mtime, and written long
         enough ago that a rewrite must change the mtime) come from a cache, so a driver that
-        rescans every tick only parses what changed.
+        rescans every tick only parses what changed. The returned records are shared with that
+        cache: treat them (and their dicts) as immutable and derive changes with ``with_``.
         """
         root = self._exps
         cache = self._cache
@@ -362,7 +364,7 @@ class GroupStore:
             for entry in entries:
                 name = entry.name
                 if not (name.isdigit() and name.isascii()):
-                    continue  # .new-* (being created), temp files, user files
+                    continue  # temp files, user files
                 exp_id = int(name)
                 record = f"{root}/{name}/{RECORD_FILE}"
                 hit = cache.get(exp_id)
@@ -435,16 +437,17 @@ class GroupStore:
     def _scan_max_id(self) -> int:
         highest = 0
         try:
-            entries = os.scandir(self._exps)
+            with os.scandir(self._exps) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.isdigit() and name.isascii():
+                        highest = max(highest, int(name))
+            with os.scandir(self._root) as entries:
+                for entry in entries:
+                    if entry.name.startswith(_NEW_PREFIX):
+                        self._remove_stale_new_dir(entry.path, entry.name)
         except OSError as e:
             raise StoreError(f"cannot list {self._exps}: {_reason(e)}") from e
-        with entries:
-            for entry in entries:
-                name = entry.name
-                if name.isdigit() and name.isascii():
-                    highest = max(highest, int(name))
-                elif name.startswith(_NEW_PREFIX):
-                    self._remove_stale_new_dir(entry.path, name)
         return highest
 
     @staticmethod
@@ -479,7 +482,9 @@ class GroupStore:
             exp_id = self._next_id
             self._next_id += 1
             final = self.experiment_dir(exp_id)
-            staging = os.path.join(self._exps, f"{_NEW_PREFIX}{exp_id:06d}-{os.getpid()}")
+            # Staged next to experiments/, not inside it: experiments/ only ever holds complete
+            # experiment directories, whoever lists it.
+            staging = os.path.join(self._root, f"{_NEW_PREFIX}{exp_id:06d}-{os.getpid()}")
             values = dict(fields)
             values.setdefault("outputs_path", str(final / OUTPUTS_DIR))
             exp = Experiment(
@@ -497,8 +502,8 @@ class GroupStore:
                 shutil.rmtree(staging, ignore_errors=True)
                 os.mkdir(staging)
                 os.mkdir(os.path.join(staging, OUTPUTS_DIR))
+                # durable: fsyncs the record and the staging directory that names it.
                 atomic_write(os.path.join(staging, RECORD_FILE), data, durable=True)
-                _fsync_dir(staging)
                 try:
                     os.rename(staging, final)  # fails when `final` exists and is not empty
                 except OSError as e:
@@ -745,6 +750,8 @@ def resolve_group(workspace: str | os.PathLike[str], ref: str | None) -> Path:
     as_path = Path(ref).expanduser()
     if _is_group_dir(as_path):
         return as_path.absolute()
+    if as_path.is_dir():
+        raise GroupNotFound(f"{as_path.absolute()} is not a polytune group (no {GROUP_FILE})")
     names = [p.name for p in groups]
     if not names:
         raise GroupNotFound(f"no group {ref!r}: there are no groups in {ws.absolute()}")

@@ -211,8 +211,10 @@ def test_resolve_group_errors_list_what_exists(tmp_path: Path) -> None:
     assert "no group 'mnist-2'" in message
     assert "did you mean 'mnist-1'?" in message
     assert "mnist-1" in message and "cifar-1" in message and "not-a-group" not in message
-    with pytest.raises(GroupNotFound):
-        resolve_group(ws, "../../etc")
+    with pytest.raises(GroupNotFound, match=r"no group '\.\./\.\./nowhere'"):
+        resolve_group(ws, "../../nowhere")
+    with pytest.raises(GroupNotFound, match=r"ws is not a polytune group \(no group\.json\)"):
+        resolve_group(ws, str(ws))
     assert info.value.exit_code == 2
 
 
@@ -264,7 +266,7 @@ def test_stale_staging_directories_of_dead_drivers_are_removed(group: GroupStore
         text=True,
         check=True,
     )
-    stale = group.path / "experiments" / f".new-000001-{dead.stdout.strip()}"
+    stale = group.path / f".new-000001-{dead.stdout.strip()}"
     stale.mkdir()
     assert group.new_experiment({}, {}).id == 1
     assert not stale.exists()
@@ -450,6 +452,7 @@ def test_new_experiment_failure_leaves_no_directory(
         group.new_experiment({}, {})
     monkeypatch.undo()
     assert os.listdir(group.path / "experiments") == []
+    assert [n for n in os.listdir(group.path) if n.startswith(".new-")] == []
     assert group.experiments() == [] and group.damage() == []
 
 
