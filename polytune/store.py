@@ -566,9 +566,13 @@ class GroupStore:
         """Take the group's lock without waiting and record the holder in ``driver.json``.
 
         Raises :class:`GroupBusy` (naming the holder's pid and host) when a live process holds
-        it. A lock left by a dead process is free: ``flock`` locks die with their process.
+        it. A lock left by a dead process is free: ``flock`` locks die with their process. Keep
+        the returned :class:`DriverLock` referenced (or use :meth:`lock`): the lock is released
+        when it is garbage-collected.
         """
-        lock = filelock.FileLock(str(self.lock_file), timeout=0)
+        # thread_local=False: the lock belongs to the process (the driver), whichever thread
+        # later releases it.
+        lock = filelock.FileLock(str(self.lock_file), timeout=0, thread_local=False)
         try:
             lock.acquire()
         except filelock.Timeout:
