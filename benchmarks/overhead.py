@@ -95,14 +95,33 @@ def make_big_group(workdir: Path, n: int) -> Path:
         workdir / "ws-status",
         "big",
         None,
-        {"status": "done", "algorithm": "random", "seed": 1, "created_at": time.time(),
-         "metric": {"name": "loss", "optimization": "minimize"}},
+        {
+            "status": "done",
+            "algorithm": "random",
+            "seed": 1,
+            "created_at": time.time(),
+            "metric": {"name": "loss", "optimization": "minimize"},
+        },
         "",
     )
     for i in range(n):
-        exp = store.new_experiment(config={"lr": i / n, "act": "relu"}, params={"lr": i / n, "act": "relu"}, meta={}, created_at=time.time())
-        done = Experiment(**{**exp.__dict__, "status": Status.SUCCEEDED, "attempt": 1, "started_at": 1.0, "ended_at": 2.0,
-                             "exit_code": 0, "metrics": {"loss": (i * 7919 % n) / n, "accuracy": i / n}})
+        exp = store.new_experiment(
+            config={"lr": i / n, "act": "relu"},
+            params={"lr": i / n, "act": "relu"},
+            meta={},
+            created_at=time.time(),
+        )
+        done = Experiment(
+            **{
+                **exp.__dict__,
+                "status": Status.SUCCEEDED,
+                "attempt": 1,
+                "started_at": 1.0,
+                "ended_at": 2.0,
+                "exit_code": 0,
+                "metrics": {"loss": (i * 7919 % n) / n, "accuracy": i / n},
+            }
+        )
         store.save(done, durable=False)
     return store.path
 
@@ -125,19 +144,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         print(f"driver overhead: {args.n} no-op experiments, median of {args.repeat} runs")
-        print(f"{'concurrency':>11} {'plain loop s':>13} {'polytune s':>11} {'ratio':>7} {'per exp ms':>11}")
+        print(
+            f"{'concurrency':>11} {'plain loop s':>13} {'polytune s':>11} {'ratio':>7} {'per exp ms':>11}"
+        )
         for concurrency in (1, 2):
             plain = statistics.median(plain_loop(args.n, concurrency) for _ in range(args.repeat))
-            ours = statistics.median(polytune_loop(args.n, concurrency, work / f"r{i}") for i in range(args.repeat))
+            ours = statistics.median(
+                polytune_loop(args.n, concurrency, work / f"r{i}") for i in range(args.repeat)
+            )
             per = (ours - plain) / args.n * 1000
-            print(f"{concurrency:>11} {plain:>13.3f} {ours:>11.3f} {ours / plain:>7.2f} {per:>11.2f}")
+            print(
+                f"{concurrency:>11} {plain:>13.3f} {ours:>11.3f} {ours / plain:>7.2f} {per:>11.2f}"
+            )
         group = make_big_group(work, args.status_n)
         floor = time_cmd([sys.executable, "-c", "pass"], work, args.repeat)
-        status = time_cmd([sys.executable, "-m", "polytune", "status", str(group), "--json"], work, args.repeat)
-        table = time_cmd([sys.executable, "-m", "polytune", "status", str(group), "--top", "20"], work, args.repeat)
-        out = subprocess.run([sys.executable, "-m", "polytune", "status", str(group), "--json"], cwd=work, capture_output=True, check=True)
+        status = time_cmd(
+            [sys.executable, "-m", "polytune", "status", str(group), "--json"], work, args.repeat
+        )
+        table = time_cmd(
+            [sys.executable, "-m", "polytune", "status", str(group), "--top", "20"],
+            work,
+            args.repeat,
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "polytune", "status", str(group), "--json"],
+            cwd=work,
+            capture_output=True,
+            check=True,
+        )
         assert json.loads(out.stdout)["experiment_count"] == args.status_n
-        print(f"\nstatus on {args.status_n} experiments (median of {args.repeat}, whole CLI process):")
+        print(
+            f"\nstatus on {args.status_n} experiments (median of {args.repeat}, whole CLI process):"
+        )
         print(f"  python -c pass     {floor:.3f} s")
         print(f"  status --json      {status:.3f} s  ({status / floor:.1f}x the interpreter floor)")
         print(f"  status --top 20    {table:.3f} s  target < 1 s")

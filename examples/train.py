@@ -36,7 +36,9 @@ def main() -> None:
     args = parser.parse_args()
 
     X, y = load_digits(return_X_y=True)
-    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    X_train, X_val, y_train, y_val = train_test_split(
+        X, y, test_size=0.3, random_state=0, stratify=y
+    )
     scaler = StandardScaler().fit(X_train)
     X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
 

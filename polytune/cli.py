@@ -14,14 +14,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from polytune import __version__
-from polytune.errors import GroupBusy, Interrupted, PolytuneError, UsageError
+from polytune.errors import Interrupted, PolytuneError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -66,7 +66,9 @@ class PolytuneGroup(click.Group):
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit):
             raise
-        except Exception as exc:  # an internal bug: say so in one line, keep the traceback for --debug
+        except (
+            Exception
+        ) as exc:  # an internal bug: say so in one line, keep the traceback for --debug
             if debug:
                 raise
             click.echo(
@@ -139,7 +141,9 @@ def main(debug: bool) -> None:
 @main.command()
 @_files_option
 @json_option
-def check(file: str | None, extra_files: tuple[str, ...], param_overrides: tuple[str, ...], as_json: bool) -> None:
+def check(
+    file: str | None, extra_files: tuple[str, ...], param_overrides: tuple[str, ...], as_json: bool
+) -> None:
     """Validate a polyaxonfile and show what `run` would do."""
     from polytune.check import build_report, render_report
     from polytune.config import load
@@ -208,7 +212,15 @@ def _drive(store: GroupStore, quiet: bool, as_json: bool, overrides: dict[str, A
         else:
             progress = PlainProgress(console)
         executor = LocalExecutor(options.concurrency)
-        driver = Driver(store, config, executor, searcher, seed=int(group["seed"]), options=options, progress=progress)
+        driver = Driver(
+            store,
+            config,
+            executor,
+            searcher,
+            seed=int(group["seed"]),
+            options=options,
+            progress=progress,
+        )
         try:
             with _signals(driver):
                 try:
@@ -221,7 +233,9 @@ def _drive(store: GroupStore, quiet: bool, as_json: bool, overrides: dict[str, A
         finally:
             executor.close()
         if as_json:
-            click.echo(json.dumps(driver_outcome_json(driver, outcome.status), indent=2, default=str))
+            click.echo(
+                json.dumps(driver_outcome_json(driver, outcome.status), indent=2, default=str)
+            )
 
 
 def driver_outcome_json(driver: Driver, status: str) -> dict[str, Any]:
@@ -239,9 +253,24 @@ def driver_outcome_json(driver: Driver, status: str) -> dict[str, Any]:
 
 
 run_options = [
-    click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Experiments at once (overrides the file)."),
-    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds an experiment may run."),
-    click.option("--max-restarts", type=click.IntRange(min=0), default=None, help="Reruns of a failed experiment."),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Experiments at once (overrides the file).",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Seconds an experiment may run.",
+    ),
+    click.option(
+        "--max-restarts",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Reruns of a failed experiment.",
+    ),
     click.option("--quiet", "-q", is_flag=True, help="No progress output."),
     json_option,
 ]
@@ -357,8 +386,21 @@ def driver_alive(store: GroupStore) -> bool:
 @main.command()
 @click.argument("group", required=False)
 @workspace_option
-@click.option("--sort", "sort", default=None, metavar="FIELDS", help="e.g. -metrics.accuracy,id (default: best first).")
-@click.option("--query", "-q", "query", default=None, metavar="QUERY", help='e.g. "status:succeeded, metrics.loss:<=0.3".')
+@click.option(
+    "--sort",
+    "sort",
+    default=None,
+    metavar="FIELDS",
+    help="e.g. -metrics.accuracy,id (default: best first).",
+)
+@click.option(
+    "--query",
+    "-q",
+    "query",
+    default=None,
+    metavar="QUERY",
+    help='e.g. "status:succeeded, metrics.loss:<=0.3".',
+)
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the first K.")
 @json_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (one row per experiment).")
@@ -389,7 +431,9 @@ def status(
     if keys:
         shown = sort_experiments(shown, keys)
     elif objective is not None:
-        shown = sort_experiments(shown, [(f"metrics.{objective.metric}", objective.maximize), ("id", False)])
+        shown = sort_experiments(
+            shown, [(f"metrics.{objective.metric}", objective.maximize), ("id", False)]
+        )
     if top is not None:
         shown = shown[:top]
     if as_json:
@@ -419,10 +463,14 @@ def status(
     if shown:
         console.print(status_table(shown, objective, param_names, metric_names))
     else:
-        console.print("[dim]no experiments" + (" match the query" if conditions else " yet") + "[/]")
+        console.print(
+            "[dim]no experiments" + (" match the query" if conditions else " yet") + "[/]"
+        )
     for e in [e for e in shown if e.status.value == "failed"][:5]:
         tail = _tail(store.paths(e.id).stderr, 3)
-        console.print(f"[red]#{e.id} failed[/] ({e.reason}):" + ("" if tail else " [dim]no stderr[/]"))
+        console.print(
+            f"[red]#{e.id} failed[/] ({e.reason}):" + ("" if tail else " [dim]no stderr[/]")
+        )
         for line in tail:
             console.print(f"    {line}", markup=False, highlight=False)
     for d in damage:
@@ -469,7 +517,9 @@ def groups(workspace: str | None, as_json: bool) -> None:
             store = open_group(path)
             info = store.read_group()
         except PolytuneError as exc:
-            rows.append({"name": path.name, "state": f"damaged: {exc}", "counts": {}, "experiments": 0})
+            rows.append(
+                {"name": path.name, "state": f"damaged: {exc}", "counts": {}, "experiments": 0}
+            )
             continue
         info.setdefault("name", store.name)
         exps = store.experiments()
@@ -503,16 +553,16 @@ def stop(group: str | None, workspace: str | None, wait: bool) -> None:
     store = _open(group, workspace)
     if not driver_alive(store):
         info = store.read_group()
-        click.echo(f"group {store.name} has no running driver (state: {group_state(store, info)}); nothing to stop")
+        click.echo(
+            f"group {store.name} has no running driver (state: {group_state(store, info)}); nothing to stop"
+        )
         return
     (store.path / "stop.request").write_text(f"{os.getpid()} {time.time()}\n")
     data = store.read_driver() or {}
     pid = data.get("pid")
     if isinstance(pid, int):
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     if not wait:
         click.echo(f"stop requested for group {store.name}")
         return
@@ -556,7 +606,9 @@ def restart(
         options = DriverOptions(
             concurrency=1,
             timeout=timeout if timeout is not None else opts.get("timeout"),
-            max_restarts=max_restarts if max_restarts is not None else int(opts.get("max_restarts") or 0),
+            max_restarts=max_restarts
+            if max_restarts is not None
+            else int(opts.get("max_restarts") or 0),
             stop_grace=float(opts.get("stop_grace", 10.0)),
             env=dict(config.polytune.env),
         )

@@ -18,6 +18,7 @@ the same history give the same suggestion — before and after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -274,7 +275,9 @@ class Driver:
         self.clock = clock
         self._is_alive = is_alive
         self._kill_group = kill_group
-        self.objective = Objective(config.metric.name, config.metric.optimization) if config.metric else None
+        self.objective = (
+            Objective(config.metric.name, config.metric.optimization) if config.metric else None
+        )
         self.exps: dict[int, Experiment] = {}
         self._readers: dict[int, MetricsReader] = {}
         self._summaries: dict[int, MetricSummary] = {}
@@ -323,9 +326,13 @@ class Driver:
                     reason = self._stop_reason
                     outcome = RunOutcome(GROUP_STOPPED, self.counts(), self.best(), reason)
                     if self.only is None:
-                        self.store.update_group(status=GROUP_STOPPED, ended_at=self.clock(), reason=reason)
+                        self.store.update_group(
+                            status=GROUP_STOPPED, ended_at=self.clock(), reason=reason
+                        )
                     self.progress.finished(self, outcome)
-                    raise Interrupted(f"group {self.store.name} stopped ({reason}); resume it with: polytune resume {self.store.name}")
+                    raise Interrupted(
+                        f"group {self.store.name} stopped ({reason}); resume it with: polytune resume {self.store.name}"
+                    )
                 self._fill_slots()
                 if not self.executor.running():
                     # Every free slot was offered to pending work and to the searcher: with
@@ -350,10 +357,8 @@ class Driver:
         return outcome
 
     def _clear_stop_request(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._stop_file.unlink()
-        except FileNotFoundError:
-            pass
 
     # ----- recovery -----------------------------------------------------------------------
     def _recover(self) -> None:
@@ -415,7 +420,9 @@ class Driver:
             pending = [
                 e
                 for k, e in sorted(self.exps.items())
-                if e.status.is_pending and k not in running and (self.only is None or k in self.only)
+                if e.status.is_pending
+                and k not in running
+                and (self.only is None or k in self.only)
             ]
             if pending:
                 self._launch(pending[0])
@@ -460,7 +467,9 @@ class Driver:
                 ended_at=now,
                 reason=f"could not start: {exc}",
             )
-            failed = failed.with_(attempts=[*exp.attempts, _attempt_record(failed, Status.FAILED, failed.reason, now)])
+            failed = failed.with_(
+                attempts=[*exp.attempts, _attempt_record(failed, Status.FAILED, failed.reason, now)]
+            )
             self.store.save(failed, durable=True)
             self.exps[exp.id] = failed
             self.progress.event(self, failed, "failed")
@@ -475,7 +484,11 @@ class Driver:
             pid=handle.pid,
             host=handle.host,
             boot_id=handle.boot_id,
-            executor={"name": self.executor.name, "pgid": handle.pgid, "start_ticks": handle.start_ticks},
+            executor={
+                "name": self.executor.name,
+                "pgid": handle.pgid,
+                "start_ticks": handle.start_ticks,
+            },
             metrics={},
             metrics_min={},
             metrics_max={},
@@ -530,7 +543,9 @@ class Driver:
     def _shutdown(self) -> None:
         """Stop every running experiment (TERM, then KILL after the grace) and record it."""
         for exp_id in self.executor.running():
-            self._stopping.setdefault(exp_id, f"{INTERRUPTED}: {self._stop_reason or 'driver exiting'}")
+            self._stopping.setdefault(
+                exp_id, f"{INTERRUPTED}: {self._stop_reason or 'driver exiting'}"
+            )
         for fin in self.executor.stop_all(self.options.stop_grace):
             self._on_finished(fin)
 
@@ -578,7 +593,11 @@ class Driver:
 
 
 def _attempt_record(
-    exp: Experiment, status: Status, reason: str | None, ended_at: float, exit_code: int | None = None
+    exp: Experiment,
+    status: Status,
+    reason: str | None,
+    ended_at: float,
+    exit_code: int | None = None,
 ) -> dict[str, Any]:
     return {
         "attempt": exp.attempt,

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Lifecycle: created → running → succeeded | failed | stopped; running → lost (driver died,
     the process vanished) → running again as a new attempt."""
 
@@ -165,7 +165,9 @@ class Searcher(Protocol):
     again. Both must be deterministic functions of (settings, history, rng).
     """
 
-    def suggest(self, history: Sequence[Experiment], rng: np.random.Generator) -> Suggestion | None: ...
+    def suggest(
+        self, history: Sequence[Experiment], rng: np.random.Generator
+    ) -> Suggestion | None: ...
 
     def is_finished(self, history: Sequence[Experiment]) -> bool: ...
 

@@ -46,7 +46,9 @@ def sparkline(values: Sequence[float], width: int = 30) -> str:
         return ""
     if len(values) > width:
         step = len(values) / width
-        values = [values[min(len(values) - 1, int(i * step))] for i in range(width - 1)] + [values[-1]]
+        values = [values[min(len(values) - 1, int(i * step))] for i in range(width - 1)] + [
+            values[-1]
+        ]
     lo, hi = min(values), max(values)
     span = hi - lo
     if span == 0:

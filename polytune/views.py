@@ -131,7 +131,9 @@ class LiveProgress:
             f"[bold]group {driver.store.name}[/]: {driver.config.algorithm}, "
             f"concurrency {driver.executor.capacity()}, seed {driver.seed}  [dim]{driver.store.path}[/]"
         )
-        self.live = Live(self._render(driver), console=self.console, auto_refresh=False, transient=True)
+        self.live = Live(
+            self._render(driver), console=self.console, auto_refresh=False, transient=True
+        )
         self.live.start()
 
     def event(self, driver: Driver, exp: Experiment, what: str) -> None:
@@ -166,7 +168,12 @@ class LiveProgress:
         now = time.time()
         for e in running[:12]:
             latest = " ".join(f"{k}={fmt_value(v, 10)}" for k, v in list(e.metrics.items())[:3])
-            table.add_row(str(e.id), params_text(e.config, 50), latest, fmt_duration(now - (e.started_at or now)))
+            table.add_row(
+                str(e.id),
+                params_text(e.config, 50),
+                latest,
+                fmt_duration(now - (e.started_at or now)),
+            )
         lines: list[Any] = [self.bar]
         if running:
             lines.append(table)
@@ -174,7 +181,10 @@ class LiveProgress:
         failed = sum(1 for e in exps if e.status is Status.FAILED)
         status_line = Text()
         if best is not None and driver.objective is not None:
-            status_line.append(f"best #{best.id} {driver.objective.metric}={driver.objective.value(best):.6g}  ", style="green")
+            status_line.append(
+                f"best #{best.id} {driver.objective.metric}={driver.objective.value(best):.6g}  ",
+                style="green",
+            )
         if failed:
             status_line.append(f"{failed} failed", style="red")
         if status_line:
@@ -228,7 +238,10 @@ def status_table(
     table.add_column("duration", justify="right", no_wrap=True)
     for e in experiments:
         status = e.status.value + (f" ×{e.attempt}" if e.attempt > 1 else "")
-        row = [str(e.id), Text(status, style=STATUS_STYLE.get(e.status.value, ""))]
+        row: list[str | Text] = [
+            str(e.id),
+            Text(status, style=STATUS_STYLE.get(e.status.value, "")),
+        ]
         row += [fmt_value(e.params.get(p), 16) for p in param_names]
         row += [fmt_value(e.metrics.get(m)) for m in metric_names]
         row.append(fmt_duration(e.duration))
@@ -240,16 +253,31 @@ def status_header(summary: Mapping[str, Any]) -> Text:
     text = Text()
     text.append(f"{summary['name']}", style="bold")
     state = summary["state"]
-    text.append(f"  {state}", style={"running": "cyan", "done": "green", "stopped": "yellow"}.get(state.split()[0], "red"))
+    text.append(
+        f"  {state}",
+        style={"running": "cyan", "done": "green", "stopped": "yellow"}.get(
+            state.split()[0], "red"
+        ),
+    )
     text.append(f"  {summary['algorithm']}  seed {summary['seed']}\n")
     c = summary["counts"]
     total = summary["experiments"]
-    shares = [f"{c[s]} {s}" for s in ("succeeded", "running", "failed", "stopped", "lost", "created") if c.get(s)]
+    shares = [
+        f"{c[s]} {s}"
+        for s in ("succeeded", "running", "failed", "stopped", "lost", "created")
+        if c.get(s)
+    ]
     planned = summary.get("planned")
-    text.append(f"{total} experiments" + (f" of {planned}" if planned else "") + (": " + ", ".join(shares) if shares else ""))
+    text.append(
+        f"{total} experiments"
+        + (f" of {planned}" if planned else "")
+        + (": " + ", ".join(shares) if shares else "")
+    )
     if total:
         bar = "".join(
-            "█" * round(20 * c[s] / total) for s in ("succeeded", "running", "failed", "stopped", "lost", "created") if c.get(s)
+            "█" * round(20 * c[s] / total)
+            for s in ("succeeded", "running", "failed", "stopped", "lost", "created")
+            if c.get(s)
         )
         text.append(f"  {bar}", style="dim")
     text.append("\n")
@@ -265,9 +293,13 @@ def status_header(summary: Mapping[str, Any]) -> Text:
         if len(curve) > 1:
             text.append(f"\nbest so far: {sparkline(curve)}", style="dim")
     elif metric:
-        text.append(f"metric: {metric['name']} ({metric['optimization']}), no value yet", style="dim")
+        text.append(
+            f"metric: {metric['name']} ({metric['optimization']}), no value yet", style="dim"
+        )
     else:
-        text.append("no metric declared (add polytune: {metric: {name, optimization}} to rank)", style="dim")
+        text.append(
+            "no metric declared (add polytune: {metric: {name, optimization}} to rank)", style="dim"
+        )
     if summary.get("reason"):
         text.append(f"\nreason: {summary['reason']}", style="dim")
     return text
@@ -280,7 +312,9 @@ def groups_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     for r in rows:
         best = r.get("best")
         metric = r.get("metric")
-        best_text = f"{metric['name']}={best['value']:.6g} (#{best['id']})" if best and metric else ""
+        best_text = (
+            f"{metric['name']}={best['value']:.6g} (#{best['id']})" if best and metric else ""
+        )
         c = r["counts"]
         table.add_row(
             str(r["name"]),

@@ -11,7 +11,9 @@ from polytune.query import parse_query, parse_sort, select, sort_experiments
 
 def exp(i: int, status: Status, loss: float | None, act: str) -> Experiment:
     metrics = {} if loss is None else {"loss": loss}
-    return Experiment(id=i, config={"act": act}, params={"act": act, "lr": i / 10}, status=status, metrics=metrics)
+    return Experiment(
+        id=i, config={"act": act}, params={"act": act, "lr": i / 10}, status=status, metrics=metrics
+    )
 
 
 EXPS = [

@@ -30,15 +30,33 @@ def run_sh(command: str) -> str:
 @pytest.mark.parametrize(("template", "prefix"), list(zip(TEMPLATES, EXPECTED_PREFIX, strict=True)))
 @pytest.mark.parametrize(
     "value",
-    ["relu", "two words", "it's", 'say "hi"', "$(touch pwned)", "`id`", "; rm -rf ~", "back\\slash", "$HOME", "a'b\"c$d"],
+    [
+        "relu",
+        "two words",
+        "it's",
+        'say "hi"',
+        "$(touch pwned)",
+        "`id`",
+        "; rm -rf ~",
+        "back\\slash",
+        "$HOME",
+        "a'b\"c$d",
+    ],
 )
-def test_hostile_values_stay_literal(template: str, prefix: str, value: str, tmp_path: object) -> None:
+def test_hostile_values_stay_literal(
+    template: str, prefix: str, value: str, tmp_path: object
+) -> None:
     out = run_sh(render_text(template, {"v": value}))
     assert out == f"{prefix}{value}\n"
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30))
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        max_size=30,
+    )
+)
 def test_any_text_round_trips_through_the_shell(value: str) -> None:
     for template in TEMPLATES[:3]:
         assert run_sh(render_text(template, {"v": value})) == value + "\n"

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 JOB = Path(__file__).resolve().parent / "jobs" / "job.py"
 
 
-def cli(*args: str, cwd: Path, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, timeout: float = 120, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "polytune", *args],
         cwd=cwd,
@@ -30,7 +32,9 @@ def cli(*args: str, cwd: Path, timeout: float = 120, check: bool = False) -> sub
         stdin=subprocess.DEVNULL,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(
+            f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
     return proc
 
 
@@ -52,7 +56,14 @@ def write(tmp: Path, name: str, text: str) -> Path:
     return path
 
 
-def grid_file(tmp: Path, *, concurrency: int = 2, xs: str = "[1, 2, 3, 4, 5, 6]", extra: str = "", cmd_extra: str = "") -> Path:
+def grid_file(
+    tmp: Path,
+    *,
+    concurrency: int = 2,
+    xs: str = "[1, 2, 3, 4, 5, 6]",
+    extra: str = "",
+    cmd_extra: str = "",
+) -> Path:
     return write(
         tmp,
         "group.yaml",
@@ -73,7 +84,9 @@ def grid_file(tmp: Path, *, concurrency: int = 2, xs: str = "[1, 2, 3, 4, 5, 6]"
     )
 
 
-def random_file(tmp: Path, n: int = 12, concurrency: int = 2, sleep: float = 0.3, seed: int = 11) -> Path:
+def random_file(
+    tmp: Path, n: int = 12, concurrency: int = 2, sleep: float = 0.3, seed: int = 11
+) -> Path:
     return write(
         tmp,
         "random.yaml",
@@ -142,7 +155,10 @@ def test_grid_runs_every_point_within_concurrency(tmp_path: Path) -> None:
     assert [r["config"]["x"] for r in recs] == [1, 2, 3, 4, 5, 6]
     assert all(r["status"] == "succeeded" and r["exit_code"] == 0 for r in recs)
     # concurrency measured from the experiments' own stamps
-    stamps = [tuple(map(float, line.split()[:2])) for line in (tmp_path / "stamps.txt").read_text().splitlines()]
+    stamps = [
+        tuple(map(float, line.split()[:2]))
+        for line in (tmp_path / "stamps.txt").read_text().splitlines()
+    ]
     assert len(stamps) == 6
     events = sorted([(s, 1) for s, _ in stamps] + [(e, -1) for _, e in stamps])
     live = peak = 0
@@ -159,7 +175,7 @@ def test_grid_runs_every_point_within_concurrency(tmp_path: Path) -> None:
 
 
 def test_params_reach_command_and_environment(tmp_path: Path) -> None:
-    hostile = "it's $(touch pwned) \"q\" ; echo x"
+    hostile = 'it\'s $(touch pwned) "q" ; echo x'
     path = write(
         tmp_path,
         "g.yaml",
@@ -180,7 +196,10 @@ def test_params_reach_command_and_environment(tmp_path: Path) -> None:
     )
     cli("run", str(path), "--quiet", cwd=tmp_path, check=True)
     [group] = group_dirs(tmp_path)
-    jobs = [json.loads((group / "experiments" / d / "job.json").read_text()) for d in ("000001", "000002")]
+    jobs = [
+        json.loads((group / "experiments" / d / "job.json").read_text())
+        for d in ("000001", "000002")
+    ]
     assert [j["text"] for j in jobs] == [hostile, "two words"]
     assert not (tmp_path / "pwned").exists()
     assert jobs[0]["x"] == "7" and jobs[0]["y"] == "1.5"
@@ -235,7 +254,11 @@ def test_failures_timeouts_and_restarts(tmp_path: Path) -> None:
     failed = records(group)[1]
     assert failed["status"] == "failed" and failed["exit_code"] == 3 and failed["attempt"] == 2
     assert [a["status"] for a in failed["attempts"]] == ["failed", "failed"]
-    assert (group / "experiments" / "000002" / "attempt-1" / "stderr.log").read_text().startswith("failing on purpose")
+    assert (
+        (group / "experiments" / "000002" / "attempt-1" / "stderr.log")
+        .read_text()
+        .startswith("failing on purpose")
+    )
     # status shows the stderr tail of the failed one
     text = cli("status", cwd=tmp_path, check=True).stdout
     assert "failing on purpose" in text
@@ -257,9 +280,12 @@ def test_kill_driver_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
 
     path = random_file(tmp_path, n=10, sleep=0.6)
     driver = start_cli("run", str(path), "--quiet", cwd=tmp_path)
-    wait_for(lambda: len(group_dirs(tmp_path)) == 1 and sum(
-        r["status"] == "succeeded" for r in records(group_dirs(tmp_path)[0])
-    ) >= 3)
+    wait_for(
+        lambda: (
+            len(group_dirs(tmp_path)) == 1
+            and sum(r["status"] == "succeeded" for r in records(group_dirs(tmp_path)[0])) >= 3
+        )
+    )
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and its experiments' sessions are separate
     driver.wait()
     [group] = group_dirs(tmp_path)
@@ -284,9 +310,12 @@ def test_kill_driver_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
 def test_ctrl_c_and_stop_leave_a_resumable_group(tmp_path: Path) -> None:
     path = random_file(tmp_path, n=6, sleep=30)
     driver = start_cli("run", str(path), "--quiet", cwd=tmp_path)
-    wait_for(lambda: len(group_dirs(tmp_path)) == 1 and sum(
-        r["status"] == "running" for r in records(group_dirs(tmp_path)[0])
-    ) == 2)
+    wait_for(
+        lambda: (
+            len(group_dirs(tmp_path)) == 1
+            and sum(r["status"] == "running" for r in records(group_dirs(tmp_path)[0])) == 2
+        )
+    )
     [group] = group_dirs(tmp_path)
     # a second driver is refused while the first one is alive
     busy = cli("resume", group.name, cwd=tmp_path)
@@ -325,7 +354,9 @@ def test_second_run_of_same_name_and_bad_inputs(tmp_path: Path) -> None:
     assert again.returncode == 2 and "Error:" in again.stderr
     escape = cli("run", str(path), "--name", "../../x", cwd=tmp_path)
     assert escape.returncode == 2 and "Traceback" not in escape.stderr
-    bad = write(tmp_path, "bad.yaml", "hptuning:\n  matrix:\n    x: {range: [3, 1, 1]}\nrun: {cmd: echo}\n")
+    bad = write(
+        tmp_path, "bad.yaml", "hptuning:\n  matrix:\n    x: {range: [3, 1, 1]}\nrun: {cmd: echo}\n"
+    )
     proc = cli("run", str(bad), cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "hptuning.matrix.x" in proc.stderr
@@ -377,5 +408,7 @@ def test_status_does_not_import_heavy_numerics(tmp_path: Path) -> None:
         "heavy = [m for m in ('scipy', 'sklearn') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
