@@ -87,6 +87,7 @@ def test_parse_lines_skips_bad_lines() -> None:
     assert parse_lines(lines) == [{"loss": 1.0}, {"loss": 0.5, "step": 1}]
 
 
+@settings(deadline=None)  # pure and fast; no flaky deadline on a loaded machine
 @given(st.binary(max_size=300))
 def test_parse_line_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
     record = parse_line(raw)
@@ -102,6 +103,7 @@ _json_values = st.recursive(
 )
 
 
+@settings(deadline=None)  # pure and fast; no flaky deadline on a loaded machine
 @given(st.dictionaries(st.text(max_size=8), _json_values, max_size=6))
 def test_parse_line_on_arbitrary_json_objects(obj: dict[str, Any]) -> None:
     record = parse_line(json.dumps(obj).encode())
@@ -116,6 +118,7 @@ def test_parse_line_on_arbitrary_json_objects(obj: dict[str, Any]) -> None:
             assert value == obj[key] and not isinstance(obj[key], bool)
 
 
+@settings(deadline=None)  # pure and fast; no flaky deadline on a loaded machine
 @given(
     st.dictionaries(
         st.text(min_size=1, max_size=8),
@@ -171,6 +174,7 @@ def test_parse_stdout_line_is_conservative(line: str) -> None:
     assert parse_stdout_line(line) is None
 
 
+@settings(deadline=None)  # pure and fast; no flaky deadline on a loaded machine
 @given(st.text(max_size=200))
 def test_parse_stdout_line_never_raises(text: str) -> None:
     parse_stdout_line(text)
@@ -408,6 +412,7 @@ def _batch(records: list[Mapping[str, Any]]) -> MetricSummary:
     )
 
 
+@settings(deadline=None)  # pure and fast; no flaky deadline on a loaded machine
 @given(_records, _records)
 def test_incremental_update_equals_a_batch_recompute(
     first: list[dict[str, Any]], second: list[dict[str, Any]]
