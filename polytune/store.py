@@ -479,8 +479,7 @@ class GroupStore:
             self._next_id = self._scan_max_id() + 1
         when = time.time() if created_at is None else created_at
         for _ in range(1000):
-            exp_id = self._next_id
-            self._next_id += 1
+            exp_id = self._next_id  # consumed on success or collision, not on a failure
             final = self.experiment_dir(exp_id)
             # Staged next to experiments/, not inside it: experiments/ only ever holds complete
             # experiment directories, whoever lists it.
@@ -509,6 +508,7 @@ class GroupStore:
                 except OSError as e:
                     if e.errno in (errno.EEXIST, errno.ENOTEMPTY):  # id taken: next one
                         shutil.rmtree(staging, ignore_errors=True)
+                        self._next_id = exp_id + 1
                         continue
                     raise
             except OSError as e:
@@ -519,6 +519,7 @@ class GroupStore:
             except StoreError:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            self._next_id = exp_id + 1
             _fsync_dir(self._exps)
             return exp
         raise StoreError(f"cannot allocate an experiment id in {self._exps}")

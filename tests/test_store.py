@@ -454,11 +454,13 @@ def test_new_experiment_failure_leaves_no_directory(
     assert os.listdir(group.path / "experiments") == []
     assert [n for n in os.listdir(group.path) if n.startswith(".new-")] == []
     assert group.experiments() == [] and group.damage() == []
+    assert group.new_experiment({}, {}).id == 1
 
 
 def test_values_that_are_not_json_are_store_errors(group: GroupStore) -> None:
     with pytest.raises(StoreError, match="cannot encode experiment 1 as JSON"):
         group.new_experiment({"x": object()}, {})
+    assert group.new_experiment({}, {}).id == 1  # a failure does not use up an id
 
 
 # ----- the driver lock -----------------------------------------------------------------------
