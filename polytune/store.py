@@ -56,6 +56,7 @@ __all__ = [
     "ExperimentNotFound",
     "ExperimentPaths",
     "GroupStore",
+    "atomic_write",
     "create_group",
     "is_lost",
     "list_groups",
