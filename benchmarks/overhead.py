@@ -54,6 +54,7 @@ def plain_loop(n: int, concurrency: int) -> float:
 
 
 def polytune_loop(n: int, concurrency: int, workdir: Path) -> float:
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"noop-{concurrency}.yaml"
     path.write_text(
         textwrap.dedent(
