@@ -9,10 +9,11 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # numpy only types the searcher interface; reading records must stay light
+    import numpy as np
 
 __all__ = [
     "Experiment",
@@ -105,18 +106,25 @@ class Experiment:
 
     # ----- JSON codec ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Shallow: the record's dicts are JSON already (dataclasses.asdict deep-copies them,
+        # which costs more than the write on a driver launching thousands of experiments).
+        data = {name: getattr(self, name) for name in _FIELD_ORDER}
         data["status"] = self.status.value
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Experiment:
         """Decode a stored record; unknown keys (from newer versions) are ignored."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs = dict(data)
+        if not _FIELD_NAMES.issuperset(kwargs):
+            kwargs = {k: v for k, v in kwargs.items() if k in _FIELD_NAMES}
         kwargs["status"] = Status(kwargs.get("status", "created"))
         kwargs["id"] = int(kwargs["id"])
         return cls(**kwargs)
+
+
+_FIELD_ORDER = tuple(f.name for f in fields(Experiment))
+_FIELD_NAMES = frozenset(_FIELD_ORDER)
 
 
 @dataclass(frozen=True)

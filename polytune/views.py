@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -17,9 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from polytune.driver import Driver, RunOutcome
 from polytune.experiment import Experiment, Objective, Status
 from polytune.report import sparkline
+
+if TYPE_CHECKING:  # the driver pulls in the config loader and numpy: `status` needs neither
+    from polytune.driver import Driver, RunOutcome
 
 STATUS_STYLE = {
     "created": "dim",
@@ -230,22 +232,63 @@ def status_table(
     table = Table(show_lines=False, header_style="bold")
     table.add_column("id", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
+    # Hyperband / ASHA: where each experiment stands (the bracket only when there are several).
+    rungs = [e for e in experiments if "rung" in e.meta]
+    brackets = {e.meta.get("bracket") for e in rungs}
+    rung_columns = [
+        c
+        for c in ("bracket", "rung", "resource", "from")
+        if rungs and (c != "bracket" or len(brackets) > 1)
+    ]
+    for c in rung_columns:
+        table.add_column(c, justify="right", no_wrap=True)
     for p in param_names:
         table.add_column(p, overflow="fold")
     for m in metric_names:
         label = m + (" ★" if objective is not None and m == objective.metric else "")
         table.add_column(label, justify="right", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
+    # Why an experiment ended other than by succeeding (early stopping, stall, failure).
+    ended = ("stopped", "failed")
+    why = any(e.reason and e.status.value in ended for e in experiments)
+    if why:
+        table.add_column("why", overflow="fold", max_width=70)
     for e in experiments:
         status = e.status.value + (f" ×{e.attempt}" if e.attempt > 1 else "")
         row: list[str | Text] = [
             str(e.id),
             Text(status, style=STATUS_STYLE.get(e.status.value, "")),
         ]
+        meta = {**e.meta, "from": e.meta.get("promoted_from")}
+        row += [fmt_value(meta.get(c), 10) for c in rung_columns]
         row += [fmt_value(e.params.get(p), 16) for p in param_names]
         row += [fmt_value(e.metrics.get(m)) for m in metric_names]
         row.append(fmt_duration(e.duration))
+        if why:
+            row.append(Text(e.reason or "", style="dim") if e.status.value in ended else "")
         table.add_row(*row)
+    return table
+
+
+def rungs_table(rows: Sequence[Mapping[str, Any]], objective: Objective | None) -> Table:
+    """Hyperband / ASHA per bracket: every rung's resource, planned, created, running, ended,
+    failed and promoted counts, and its best value (``multifidelity.rung_summary``)."""
+    planned = any(r["planned"] is not None for r in rows)
+    table = Table(title="Brackets", title_justify="left", header_style="bold")
+    columns = ["bracket", "rung", "resource", *(["planned"] if planned else [])]
+    columns += ["created", "running", "ended", "failed", "promoted"]
+    for c in columns:
+        table.add_column(c, justify="right", no_wrap=True)
+    table.add_column(f"best {objective.metric}" if objective else "best", justify="right")
+    previous = None
+    for r in rows:
+        if previous is not None and r["bracket"] != previous:
+            table.add_section()
+        cells = [str(r["bracket"]) if r["bracket"] != previous else ""]
+        cells += [fmt_value(r[c]) for c in columns[1:]]
+        best = "" if r["best"] is None else f"{fmt_value(r['best'])} (#{r['best_id']})"
+        table.add_row(*cells, best)
+        previous = r["bracket"]
     return table
 
 
@@ -255,9 +298,12 @@ def status_header(summary: Mapping[str, Any]) -> Text:
     state = summary["state"]
     text.append(
         f"  {state}",
-        style={"running": "cyan", "done": "green", "stopped": "yellow"}.get(
-            state.split()[0], "red"
-        ),
+        style={
+            "running": "cyan",
+            "done": "green",
+            "early_stopped": "green",
+            "stopped": "yellow",
+        }.get(state.split()[0], "red"),
     )
     text.append(f"  {summary['algorithm']}  seed {summary['seed']}\n")
     c = summary["counts"]
@@ -302,6 +348,11 @@ def status_header(summary: Mapping[str, Any]) -> Text:
         )
     if summary.get("reason"):
         text.append(f"\nreason: {summary['reason']}", style="dim")
+    early_stop = summary.get("early_stop")
+    if isinstance(early_stop, Mapping) and state == "running":
+        text.append(f"\nstopping early: {early_stop.get('reason')}", style="yellow")
+    for i, rule in enumerate(summary.get("early_stopping") or []):
+        text.append(("\nearly stopping: " if i == 0 else "\n                ") + rule, style="dim")
     return text
 
 
