@@ -1,0 +1,129 @@
+"""The executor interface: how the driver starts, watches and stops experiments.
+
+An executor owns a fixed number of slots (``capacity``). The driver fills free slots with
+``start``, blocks in ``wait`` until at least one experiment ended (or its own tick is due), and
+records each ``Finished``. ``stop`` asks one experiment to end (TERM now, KILL after a grace);
+``stop_all`` ends everything and blocks until it is over (Ctrl-C, ``polytune stop``).
+
+Plain frozen dataclasses cross this boundary, so a fake executor for the driver's tests is a few
+lines and a real one can be swapped in without touching the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from polytune.errors import PolytuneError
+
+__all__ = [
+    "REASONS",
+    "Executor",
+    "ExecutorError",
+    "Finished",
+    "Handle",
+    "LaunchSpec",
+]
+
+#: The values of ``Finished.reason``: the command ended on its own ("exited", whatever its exit
+#: code), its time limit ran out ("timeout"), or ``stop``/``stop_all`` ended it ("stopped").
+REASONS = ("exited", "timeout", "stopped")
+
+
+class ExecutorError(PolytuneError):
+    """An experiment cannot be started or managed (no free slot, missing working directory...)."""
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything needed to start one experiment."""
+
+    exp_id: int
+    #: A shell command string, run with ``/bin/sh -c`` (never split into argv by polytune).
+    command: str
+    cwd: Path
+    #: Variables *added* to ``os.environ`` for this experiment (they win over inherited ones).
+    env: Mapping[str, str] = field(repr=False)
+    #: Opened in append mode, so a retried attempt does not erase an earlier one's output.
+    stdout_path: Path
+    stderr_path: Path
+    #: Seconds from the start; ``None`` = no limit.
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Handle:
+    """The facts about a started experiment that the store records (and resume checks)."""
+
+    exp_id: int
+    pid: int
+    #: The experiment's process group: stopping it signals the whole tree.
+    pgid: int
+    host: str
+    #: ``/proc/sys/kernel/random/boot_id``: a pid only means something within one boot.
+    boot_id: str
+    #: Field 22 of ``/proc/<pid>/stat`` (clock ticks after boot): tells a pid from its reuse.
+    start_ticks: int | None
+    #: ``time.time()`` right after the process started.
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One experiment's end, as returned by ``wait`` and ``stop_all``."""
+
+    exp_id: int
+    #: The main process's exit status; ``None`` when a signal killed it.
+    exit_code: int | None
+    #: The signal that killed the main process, or ``None``.
+    signal: int | None
+    #: One of ``REASONS``.
+    reason: str
+    #: ``time.time()`` when the executor saw the end.
+    ended_at: float
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What the driver needs from an executor. Not thread-safe: one driver thread calls it."""
+
+    name: str
+
+    def capacity(self) -> int:
+        """The maximum number of experiments running at once."""
+        ...
+
+    def free_slots(self) -> int:
+        """``capacity()`` minus the experiments started and not yet returned as finished."""
+        ...
+
+    def start(self, spec: LaunchSpec) -> Handle:
+        """Start one experiment in a free slot; ``ExecutorError`` if there is none or the
+        command cannot be started."""
+        ...
+
+    def wait(self, timeout: float) -> list[Finished]:
+        """Block up to ``timeout`` seconds; return as soon as at least one experiment ended
+        (event-driven, not a fixed sleep). ``[]`` when the time ran out first."""
+        ...
+
+    def stop(self, exp_id: int, grace: float) -> None:
+        """TERM the experiment's whole process group now, KILL it after ``grace`` seconds if it
+        is still alive. Does not block: the end arrives through ``wait`` with reason
+        "stopped". A no-op for an experiment that is not running."""
+        ...
+
+    def stop_all(self, grace: float) -> list[Finished]:
+        """Stop every running experiment (TERM all at once, KILL after ``grace``) and block until
+        all have ended; return their ``Finished`` (and any not yet returned by ``wait``)."""
+        ...
+
+    def running(self) -> list[int]:
+        """The ids of the experiments started and not yet returned as finished, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release the executor's resources; experiments still running are killed."""
+        ...
