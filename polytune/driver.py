@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 import yaml
 
-from polytune import __version__
+from polytune import __version__, stopping
 from polytune.config import load_text
 from polytune.errors import ConfigError, Interrupted, StoreError
 from polytune.executors.base import Executor, ExecutorError, Finished, LaunchSpec
@@ -40,6 +40,7 @@ from polytune.experiment import Experiment, Objective, Searcher, Status, Suggest
 from polytune.metrics import MetricsReader, MetricSummary, update
 from polytune.model import Config
 from polytune.render import render_command
+from polytune.stopping import Curve, GroupStop
 from polytune.store import GroupStore, create_group
 
 __all__ = [
@@ -55,6 +56,9 @@ __all__ = [
 GROUP_RUNNING = "running"
 GROUP_DONE = "done"
 GROUP_STOPPED = "stopped"
+# An early-stopping rule of the group held (a threshold was reached, too many failures): a
+# normal ending (exit 0), not an interruption; ``resume`` has nothing left to run.
+GROUP_EARLY_STOPPED = "early_stopped"
 GROUP_FAILED = "failed"
 GROUP_CREATED = "created"
 STOP_FILE = "stop.request"
@@ -100,6 +104,10 @@ class DriverOptions:
     save_interval: float = 1.0
     stdout_metrics: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    #: Stop an experiment silent (no new metric line, no output) for this many seconds.
+    stall_timeout: float | None = None
+    #: When a group rule stops the group: "stop" running experiments, or let them "finish".
+    on_early_stop: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,8 @@ def options_from(config: Config, overrides: Mapping[str, Any]) -> dict[str, Any]
         "timeout": config.polytune.timeout,
         "max_restarts": config.polytune.max_restarts,
         "stop_grace": config.polytune.stop_grace,
+        "stall_timeout": config.polytune.stall_timeout,
+        "on_early_stop": config.polytune.on_early_stop,
     }
     opts.update({k: v for k, v in overrides.items() if v is not None})
     return opts
@@ -249,6 +259,23 @@ def template_values(store: GroupStore, exp: Experiment) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 
 
+class Records(dict[int, Experiment]):
+    """The driver's mirror of the group's records, in id order (ids only grow, and records
+    are loaded sorted), with the ids of pending experiments kept up to date on every write so
+    that finding the next one to launch never scans thousands of records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: set[int] = set()
+
+    def __setitem__(self, key: int, exp: Experiment) -> None:
+        super().__setitem__(key, exp)
+        if exp.status.is_pending:
+            self.pending.add(key)
+        else:
+            self.pending.discard(key)
+
+
 class Driver:
     def __init__(
         self,
@@ -278,7 +305,7 @@ class Driver:
         self.objective = (
             Objective(config.metric.name, config.metric.optimization) if config.metric else None
         )
-        self.exps: dict[int, Experiment] = {}
+        self.exps = Records()
         self._readers: dict[int, MetricsReader] = {}
         self._summaries: dict[int, MetricSummary] = {}
         self._last_save: dict[int, float] = {}
@@ -291,6 +318,17 @@ class Driver:
         self.started_at = clock()
         self.planned_total = searcher.planned_total() if only is None else len(only)
         self._stop_file = store.path / STOP_FILE
+        # Early stopping (stopping.py holds the pure rules). A restart (``only``) runs what the
+        # user asked for: no group rule, no policy; the stall watchdog still applies.
+        rules = config.early_stopping if only is None else ()
+        self._thresholds = stopping.thresholds(rules)
+        self._failure_rule = stopping.failure_rule(rules)
+        self._policies = stopping.policies(rules)
+        #: metric -> experiment id -> curve, for the policies (rebuilt from metrics files on resume)
+        self._curves: dict[str, dict[int, Curve]] = {r.metric: {} for r in self._policies}
+        self._early_stop: GroupStop | None = None
+        #: running experiment -> (time of its last metric line or output, its output's size)
+        self._activity: dict[int, tuple[float, int]] = {}
 
     # ----- public -------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -299,7 +337,7 @@ class Driver:
             self._stop_reason = reason
 
     def experiments(self) -> list[Experiment]:
-        return [self.exps[k] for k in sorted(self.exps)]
+        return list(self.exps.values())
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Status}
@@ -311,12 +349,29 @@ class Driver:
         return self.objective.best(list(self.exps.values())) if self.objective else None
 
     def run(self) -> RunOutcome:
-        """Run (or resume) the group until the search is over, or raise ``Interrupted``."""
+        """Run (or resume) the group until the search is over or an early-stopping rule of
+        the group holds, or raise ``Interrupted``."""
+        if self.only is None and (ended := self._ended_early()) is not None:
+            return ended
+        self.store.start_background_sync()
+        try:
+            return self._run()
+        finally:
+            self.store.stop_background_sync()
+
+    def _run(self) -> RunOutcome:
         self._recover()
         self._clear_stop_request()
         if self.only is None:
             self.store.update_group(status=GROUP_RUNNING, driver_started_at=self.started_at)
         self.progress.started(self)
+        # A resumed group may already meet a rule (it held while the previous driver was
+        # stopping the group): re-derived from the records, so nothing is rerun.
+        if self._thresholds and (
+            crossed := stopping.crossing_in_history(self._thresholds, self.exps.values())
+        ):
+            self._stop_group(crossed)
+        self._check_failures()
         try:
             while True:
                 if self._stop_reason is None and self._stop_file.exists():
@@ -350,9 +405,44 @@ class Driver:
             if self.executor.running():
                 self._shutdown()
             raise
+        if self._early_stop is not None:
+            return self._finish_early(self._early_stop)
         outcome = RunOutcome(GROUP_DONE, self.counts(), self.best())
         if self.only is None:
             self.store.update_group(status=GROUP_DONE, ended_at=self.clock(), reason=None)
+        self.progress.finished(self, outcome)
+        return outcome
+
+    def _ended_early(self) -> RunOutcome | None:
+        """An early-stopped group is finished: its outcome, without running anything."""
+        group = self.store.read_group()
+        if group.get("status") != GROUP_EARLY_STOPPED:
+            return None
+        for exp in self.store.experiments():
+            self.exps[exp.id] = exp
+        reason = group.get("reason")
+        outcome = RunOutcome(
+            GROUP_EARLY_STOPPED,
+            self.counts(),
+            self.best(),
+            reason if isinstance(reason, str) else None,
+        )
+        self.progress.finished(self, outcome)
+        return outcome
+
+    def _finish_early(self, stop: GroupStop) -> RunOutcome:
+        """End an early-stopped group: experiments that never started are stopped too (the
+        group will not run them), then the group's state is final."""
+        now = self.clock()
+        for exp_id, exp in sorted(self.exps.items()):
+            if exp.status.is_pending and (self.only is None or exp_id in self.only):
+                exp = exp.with_(
+                    status=Status.STOPPED, reason=stop.experiment_reason(), ended_at=now
+                )
+                self.store.save(exp, durable=True)
+                self.exps[exp_id] = exp
+        outcome = RunOutcome(GROUP_EARLY_STOPPED, self.counts(), self.best(), stop.reason)
+        self.store.update_group(status=GROUP_EARLY_STOPPED, ended_at=now, reason=stop.reason)
         self.progress.finished(self, outcome)
         return outcome
 
@@ -370,6 +460,23 @@ class Driver:
                 exp = exp.with_(status=Status.CREATED, reason=f"resumed after: {exp.reason}")
                 self.store.save(exp, durable=True)
             self.exps[exp.id] = exp
+        if self._curves:
+            self._load_curves()
+
+    def _load_curves(self) -> None:
+        """Rebuild the policies' curves of finished experiments from their metrics files (one
+        read per file; only the policies' metrics are kept). Pending ones run again from
+        scratch, so their old curves do not matter."""
+        for exp in self.exps.values():
+            if exp.status.is_pending or exp.metric_lines == 0:
+                continue
+            records = MetricsReader(self.store.paths(exp.id).metrics).read_new(final=True)
+            for metric, curves in self._curves.items():
+                curve = Curve(
+                    p for i, r in enumerate(records, 1) if (p := stopping.point_of(r, metric, i))
+                )
+                if len(curve):
+                    curves[exp.id] = curve
 
     def _mark_lost(self, exp: Experiment) -> Experiment:
         alive = self._is_alive(exp) if self._is_alive else _default_is_alive(exp)
@@ -390,7 +497,7 @@ class Driver:
     # ----- scheduling ---------------------------------------------------------------------
     def _history(self) -> list[Experiment]:
         """What the searcher sees: every experiment it suggested (not manual restarts)."""
-        return [self.exps[k] for k in sorted(self.exps) if self.exps[k].restart_of is None]
+        return [e for e in self.exps.values() if e.restart_of is None]
 
     def _suggest(self, hist: list[Experiment]) -> Suggestion | None:
         rng = np.random.default_rng([self.seed, len(hist)])
@@ -415,17 +522,19 @@ class Driver:
         return exp
 
     def _fill_slots(self) -> None:
-        while self._stop_reason is None and self.executor.free_slots() > 0:
+        while (
+            self._stop_reason is None
+            and self._early_stop is None
+            and self.executor.free_slots() > 0
+        ):
             running = set(self.executor.running())
             pending = [
-                e
-                for k, e in sorted(self.exps.items())
-                if e.status.is_pending
-                and k not in running
-                and (self.only is None or k in self.only)
+                k
+                for k in self.exps.pending
+                if k not in running and (self.only is None or k in self.only)
             ]
             if pending:
-                self._launch(pending[0])
+                self._launch(self.exps[min(pending)])
                 continue
             if self._exhausted:
                 return
@@ -473,6 +582,7 @@ class Driver:
             self.store.save(failed, durable=True)
             self.exps[exp.id] = failed
             self.progress.event(self, failed, "failed")
+            self._check_failures()
             return
         exp = exp.with_(
             status=Status.RUNNING,
@@ -502,6 +612,10 @@ class Driver:
         self._readers[exp.id] = MetricsReader(paths.metrics)
         self._summaries[exp.id] = MetricSummary()
         self._last_save[exp.id] = self.clock()
+        for curves in self._curves.values():
+            curves.pop(exp.id, None)  # a new attempt starts a new curve
+        if self.options.stall_timeout is not None:
+            self._activity[exp.id] = (self.clock(), self._output_size(exp.id))
         self.progress.event(self, exp, "started")
 
     # ----- endings ------------------------------------------------------------------------
@@ -538,7 +652,10 @@ class Driver:
         self._readers.pop(exp.id, None)
         self._summaries.pop(exp.id, None)
         self._last_save.pop(exp.id, None)
+        self._activity.pop(exp.id, None)
         self.progress.event(self, exp, "retry" if retry else status.value)
+        if status is Status.FAILED and not retry:
+            self._check_failures()
 
     def _shutdown(self) -> None:
         """Stop every running experiment (TERM, then KILL after the grace) and record it."""
@@ -576,7 +693,99 @@ class Driver:
         return True
 
     def on_metrics(self, exp: Experiment, records: Sequence[Mapping[str, Any]]) -> None:
-        """Hook for rules evaluated on live metrics (early stopping)."""
+        """Rules evaluated on live metrics: the group thresholds on every new value, then the
+        per-experiment policies at their evaluation steps (``records`` are the new lines, in
+        order; ``exp`` already counts them)."""
+        first = exp.metric_lines - len(records) + 1
+        if self._thresholds and self._early_stop is None:
+            crossed = stopping.first_crossing(self._thresholds, exp.id, records, first)
+            if crossed is not None:
+                self._stop_group(crossed)
+        if not self._curves:
+            return
+        # Only a running experiment can be stopped; one that just ended (its last lines are read
+        # as it is recorded) or is being stopped still adds its points for the others.
+        judge = exp.id not in self._stopping and exp.id in self.executor.running()
+        for metric, curves in self._curves.items():
+            curve = curves.get(exp.id)
+            for i, record in enumerate(records):
+                point = stopping.point_of(record, metric, first + i)
+                if point is None:
+                    continue
+                if curve is None:
+                    curve = curves[exp.id] = Curve()
+                previous = curve.last_step
+                curve.add(*point)
+                if judge and self._judge(exp.id, metric, curves, previous, point[0]):
+                    judge = False
+
+    def _judge(
+        self, exp_id: int, metric: str, curves: dict[int, Curve], previous: int | None, step: int
+    ) -> bool:
+        """Apply the policies on ``metric`` to a new point; stop the experiment if one says so."""
+        for rule in self._policies:
+            policy = rule.policy
+            if (
+                rule.metric != metric
+                or policy is None
+                or not stopping.should_evaluate(policy, previous, step)
+            ):
+                continue
+            statuses = (
+                {}
+                if policy.include_succeeded
+                else {k: self.exps[k].status for k in curves if k in self.exps}
+            )
+            others = stopping.population(policy, exp_id, curves, statuses)
+            decision = stopping.decide(
+                policy, metric, rule.optimization == "maximize", curves[exp_id], others, step
+            )
+            if decision is not None:
+                self.stop_experiment(exp_id, decision.reason)
+                return True
+        return False
+
+    def _stop_group(self, stop: GroupStop) -> None:
+        """A group rule holds: nothing new starts (``_fill_slots``), running experiments are
+        stopped unless the group lets them finish; the loop ends when none runs."""
+        if self._early_stop is not None or self.only is not None:
+            return
+        self._early_stop = stop
+        self.store.update_group(early_stop=stop.to_json())
+        if self.options.on_early_stop != "finish":
+            for exp_id in self.executor.running():
+                if exp_id not in self._stopping:
+                    self.stop_experiment(exp_id, stop.experiment_reason())
+
+    def _check_failures(self) -> None:
+        if self._failure_rule is None or self._early_stop is not None:
+            return
+        failed = sum(1 for e in self.exps.values() if e.status is Status.FAILED)
+        total = max(self.planned_total or 0, len(self.exps))
+        stop = stopping.failure_stop(self._failure_rule, failed, total)
+        if stop is not None:
+            self._stop_group(stop)
+
+    def _output_size(self, exp_id: int) -> int:
+        paths = self.store.paths(exp_id)
+        size = 0
+        for path in (paths.stdout, paths.stderr):
+            with contextlib.suppress(OSError):
+                size += path.stat().st_size
+        return size
+
+    def _watch_stall(self, exp_id: int, active: bool, now: float) -> None:
+        """The stall watchdog: a metric line or new output is activity; silence for
+        ``stall_timeout`` seconds stops the experiment (reason ``stalled``)."""
+        limit = self.options.stall_timeout
+        if limit is None:
+            return
+        size = self._output_size(exp_id)
+        last, seen = self._activity.get(exp_id, (now, size))
+        if active or size != seen:
+            self._activity[exp_id] = (now, size)
+        elif exp_id not in self._stopping and stopping.stalled(last, now, limit):
+            self.stop_experiment(exp_id, stopping.stall_reason(limit))
 
     def _read_running_metrics(self) -> None:
         now = self.clock()
@@ -585,6 +794,7 @@ class Driver:
             if changed and now - self._last_save.get(exp_id, 0.0) >= self.options.save_interval:
                 self.store.save(self.exps[exp_id], durable=False)
                 self._last_save[exp_id] = now
+            self._watch_stall(exp_id, changed, now)
 
 
 # ----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from polytune.algorithms._fold import HistoryFold
 from polytune.experiment import Experiment, Suggestion
 from polytune.space import Space, config_key, plain
 
@@ -72,19 +73,17 @@ class GridSearch:
         self.space = space
         self.n_experiments = n_experiments
         self._total = size if n_experiments is None else min(size, n_experiments)
+        self._taken = HistoryFold(set, self._take)
 
     def planned_total(self) -> int:
         return self._total
 
-    def _taken(self, history: Sequence[Experiment]) -> set[int]:
-        taken: set[int] = set()
-        for exp in history:
-            k = _recorded_index(exp, self.META_KEY)
-            if k is None:
-                k = self.space.index_of(exp.config)
-            if k is not None and k < self._total:
-                taken.add(k)
-        return taken
+    def _take(self, taken: set[int], exp: Experiment) -> None:
+        k = _recorded_index(exp, self.META_KEY)
+        if k is None:
+            k = self.space.index_of(exp.config)
+        if k is not None and k < self._total:
+            taken.add(k)
 
     def is_finished(self, history: Sequence[Experiment]) -> bool:
         return len(self._taken(history)) >= self._total

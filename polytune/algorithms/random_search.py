@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from polytune.algorithms._fold import HistoryFold
 from polytune.experiment import Experiment, Suggestion
 from polytune.space import Space, config_key
 
@@ -57,6 +58,7 @@ class RandomSearch:
         self._total = n_experiments if reachable is None else min(n_experiments, reachable)
         size = space.size
         self._exact = size is not None and size <= self.EXACT_LIMIT
+        self._seen = HistoryFold(set, self._see)
 
     @property
     def reachable_size(self) -> int | None:
@@ -93,8 +95,8 @@ class RandomSearch:
 
     # ----- drawing ----------------------------------------------------------------------------
     @staticmethod
-    def _seen(history: Sequence[Experiment]) -> set[str]:
-        return {config_key(e.config) for e in history}
+    def _see(seen: set[str], exp: Experiment) -> None:
+        seen.add(config_key(exp.config))
 
     def _draw_new(
         self, history: Sequence[Experiment], seen: set[str], rng: np.random.Generator
