@@ -37,7 +37,7 @@ from polytune.config import load_text
 from polytune.errors import ConfigError, Interrupted, StoreError
 from polytune.executors.base import Executor, ExecutorError, Finished, LaunchSpec
 from polytune.experiment import Experiment, Objective, Searcher, Status, Suggestion
-from polytune.metrics import MetricsReader, MetricSummary, update
+from polytune.metrics import MetricsReader, MetricSummary, parse_stdout_line, update
 from polytune.model import Config
 from polytune.render import render_command
 from polytune.stopping import Curve, GroupStop
@@ -307,6 +307,7 @@ class Driver:
         )
         self.exps = Records()
         self._readers: dict[int, MetricsReader] = {}
+        self._stdout_readers: dict[int, MetricsReader] = {}
         self._summaries: dict[int, MetricSummary] = {}
         self._last_save: dict[int, float] = {}
         self._stop_reason: str | None = None
@@ -610,6 +611,9 @@ class Driver:
         self.store.save(exp, durable=False)
         self.exps[exp.id] = exp
         self._readers[exp.id] = MetricsReader(paths.metrics)
+        if self.options.stdout_metrics:
+            # `polytune: {stdout_metrics: true}`: also scrape `name=value` lines from stdout.
+            self._stdout_readers[exp.id] = MetricsReader(paths.stdout, parser=parse_stdout_line)
         self._summaries[exp.id] = MetricSummary()
         self._last_save[exp.id] = self.clock()
         for curves in self._curves.values():
@@ -650,6 +654,7 @@ class Driver:
         self.store.save(exp, durable=True)
         self.exps[exp.id] = exp
         self._readers.pop(exp.id, None)
+        self._stdout_readers.pop(exp.id, None)
         self._summaries.pop(exp.id, None)
         self._last_save.pop(exp.id, None)
         self._activity.pop(exp.id, None)
@@ -677,6 +682,9 @@ class Driver:
         if reader is None:
             return False
         records = reader.read_new(final=final)
+        scraper = self._stdout_readers.get(exp_id)
+        if scraper is not None:
+            records += scraper.read_new(final=final)
         if not records:
             return False
         summary = update(self._summaries[exp_id], records)

@@ -412,3 +412,29 @@ def test_status_does_not_import_heavy_numerics(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_metrics_scraped_from_stdout_when_asked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "s.yaml",
+        """
+        version: 1
+        kind: group
+        hptuning:
+          matrix:
+            x: {values: [1, 2]}
+        polytune:
+          metric: {name: loss, optimization: minimize}
+          stdout_metrics: true
+        run:
+          cmd: >-
+            echo "hello"; echo "loss={{ x }}.5 acc=0.9"; echo 'metrics: loss={{ x }}.25'
+        """,
+    )
+    cli("run", str(path), "--quiet", cwd=tmp_path, check=True)
+    data = status_json(tmp_path)
+    assert [e["metrics"] for e in data["experiments"]] == [
+        {"loss": 1.25, "acc": 0.9},
+        {"loss": 2.25, "acc": 0.9},
+    ]
