@@ -1,7 +1,8 @@
 """The ``polytune`` command line: the only place that prints and maps errors to exit codes.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage error or invalid polyaxonfile, 3 group busy
-(locked by a live driver), 130 interrupted (the group is resumable).
+Exit codes: 0 success (a group that an early-stopping rule ended included), 1 runtime failure,
+2 usage error or invalid polyaxonfile, 3 group busy (locked by a live driver), 130 interrupted
+(the group is resumable).
 """
 
 from __future__ import annotations
@@ -198,6 +199,8 @@ def _drive(store: GroupStore, quiet: bool, as_json: bool, overrides: dict[str, A
             stop_grace=float(opts.get("stop_grace", 10.0)),
             env=dict(config.polytune.env),
             stdout_metrics=config.polytune.stdout_metrics,
+            stall_timeout=opts.get("stall_timeout"),
+            on_early_stop=str(opts.get("on_early_stop") or "stop"),
         )
         searcher = make_searcher(config)
         store.update_group(planned_total=searcher.planned_total())
@@ -276,6 +279,24 @@ run_options = [
 ]
 
 
+early_stop_options = [
+    click.option(
+        "--stall-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        metavar="SEC",
+        help="Stop an experiment that writes no metric line and no output for SEC seconds.",
+    ),
+    click.option(
+        "--on-early-stop",
+        type=click.Choice(["stop", "finish"]),
+        default=None,
+        help="When an early-stopping rule ends the group: stop the running experiments "
+        "(default) or let them finish.",
+    ),
+]
+
+
 def _with(options: list[Callable[..., Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:
         for opt in reversed(options):
@@ -291,6 +312,7 @@ def _with(options: list[Callable[..., Any]]) -> Callable[[Callable[..., Any]], C
 @workspace_option
 @click.option("--seed", type=int, default=None, help="Seed of the search (overrides the file).")
 @_with(run_options)
+@_with(early_stop_options)
 def run(
     file: str | None,
     extra_files: tuple[str, ...],
@@ -303,6 +325,8 @@ def run(
     max_restarts: int | None,
     quiet: bool,
     as_json: bool,
+    stall_timeout: float | None,
+    on_early_stop: str | None,
 ) -> None:
     """Run a whole search: polytune run group.yaml"""
     from polytune.config import load
@@ -310,7 +334,13 @@ def run(
 
     files = _gather_files(file, extra_files)
     config = load(files, param_overrides)
-    overrides = {"concurrency": concurrency, "timeout": timeout, "max_restarts": max_restarts}
+    overrides = {
+        "concurrency": concurrency,
+        "timeout": timeout,
+        "max_restarts": max_restarts,
+        "stall_timeout": stall_timeout,
+        "on_early_stop": on_early_stop,
+    }
     store = new_group(
         config,
         workspace=_workspace(workspace),
@@ -337,6 +367,7 @@ def _config_warnings(config: Any) -> list[str]:
 @click.argument("group", required=False)
 @workspace_option
 @_with(run_options)
+@_with(early_stop_options)
 def resume(
     group: str | None,
     workspace: str | None,
@@ -345,14 +376,34 @@ def resume(
     max_restarts: int | None,
     quiet: bool,
     as_json: bool,
+    stall_timeout: float | None,
+    on_early_stop: str | None,
 ) -> None:
     """Continue a group after a stop, Ctrl-C, a crash or a reboot.
 
     Finished experiments are kept and never rerun; experiments that were running are marked
-    lost and rerun; the search continues where it was.
+    lost and rerun; the search continues where it was. A group that an early-stopping rule
+    ended is finished: there is nothing to resume.
     """
     store = _open(group, workspace)
-    overrides = {"concurrency": concurrency, "timeout": timeout, "max_restarts": max_restarts}
+    info = store.read_group()
+    if info.get("status") == "early_stopped":
+        reason = info.get("reason") or "an early-stopping rule held"
+        if as_json:
+            out = {"group": store.name, "path": str(store.path), "status": "early_stopped"}
+            click.echo(json.dumps({**out, "reason": reason}, indent=2))
+        elif not quiet:
+            click.echo(
+                f"group {store.name} is finished: it stopped early ({reason}); nothing to resume"
+            )
+        return
+    overrides = {
+        "concurrency": concurrency,
+        "timeout": timeout,
+        "max_restarts": max_restarts,
+        "stall_timeout": stall_timeout,
+        "on_early_stop": on_early_stop,
+    }
     _drive(store, quiet, as_json, overrides)
 
 
@@ -416,6 +467,7 @@ def status(
     """What ran, what is best, what failed (the latest group by default)."""
     from polytune.query import parse_query, parse_sort, select, sort_experiments
     from polytune.report import experiment_row, flat_row, objective_of, summarize
+    from polytune.stopping import describe_rules
 
     store = _open(group, workspace)
     info = store.read_group()
@@ -424,6 +476,10 @@ def status(
     objective = objective_of(info)
     summary = summarize(info, experiments, objective, state=group_state(store, info))
     summary["path"] = str(store.path)
+    summary["early_stopping"] = describe_rules(
+        (info.get("config") or {}).get("early_stopping") or [], info.get("options") or {}
+    )
+    summary["early_stop"] = info.get("early_stop")
     damage = [f"{d.path}: {d.problem}" for d in store.damage()]
     conditions = parse_query(query)
     keys = parse_sort(sort)

@@ -783,6 +783,8 @@ class _Builder:
             "executor",
             "env",
             "stdout_metrics",
+            "stall_timeout",
+            "on_early_stop",
         )
         _check_keys(section, path, allowed)
         metric = None
@@ -810,6 +812,12 @@ class _Builder:
                 else:
                     raise ConfigError(key_path, "must be a string or a number", value)
         stdout_metrics = _bool(section.get("stdout_metrics", False), f"{path}.stdout_metrics")
+        stall_timeout = None
+        if section.get("stall_timeout") is not None:
+            stall_timeout = _positive(section["stall_timeout"], f"{path}.stall_timeout")
+        on_early_stop = _enum(
+            section.get("on_early_stop", "stop"), f"{path}.on_early_stop", ("stop", "finish")
+        )
         return PolytuneSettings(
             metric=metric,
             timeout=timeout,
@@ -818,6 +826,8 @@ class _Builder:
             executor=executor,
             env=env,
             stdout_metrics=stdout_metrics,
+            stall_timeout=stall_timeout,
+            on_early_stop=cast(Any, on_early_stop),
         )
 
     # ----- shared pieces ----------------------------------------------------------------------

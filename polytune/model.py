@@ -134,6 +134,10 @@ class PolytuneSettings:
     executor: str = "local"
     env: Mapping[str, str] = field(default_factory=dict)
     stdout_metrics: bool = False
+    #: Seconds an experiment may go without a new metric line or output (None: no limit).
+    stall_timeout: float | None = None
+    #: What a group's early stop does to running experiments: stop them, or let them finish.
+    on_early_stop: Literal["stop", "finish"] = "stop"
 
 
 @dataclass(frozen=True)

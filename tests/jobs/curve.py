@@ -1,0 +1,71 @@
+"""An experiment that reports a known learning curve (standard library only, starts fast).
+
+    curve.py --values 0.9,0.7,0.5 [--metric loss] [--sleep 0.05] [--no-step] [--first-step 1]
+             [--hang] [--chatter] [--fail] [--stamps FILE]
+
+Writes one metric line per value (``{"step": k, "<metric>": v}``, or without ``step`` with
+``--no-step``), sleeping ``--sleep`` seconds *before* each line, then, on request, hangs silently
+(``--hang``), hangs while printing to stdout (``--chatter``), or exits 1 (``--fail``). With
+``--stamps`` it appends ``<id> <start> <end|-> <lines written>`` to FILE on exit or on SIGTERM,
+so a test can see when each experiment ran and how far it got.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+
+def main() -> None:
+    start = time.time()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--values", required=True)
+    parser.add_argument("--metric", default="loss")
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--no-step", action="store_true")
+    parser.add_argument("--first-step", type=int, default=1)
+    parser.add_argument("--hang", action="store_true")
+    parser.add_argument("--chatter", action="store_true")
+    parser.add_argument("--fail", action="store_true")
+    parser.add_argument("--stamps", default=None)
+    args = parser.parse_args()
+    values = [float(v) for v in args.values.split(",") if v]
+    path = os.environ["POLYTUNE_METRICS_FILE"]
+    exp_id = os.environ.get("POLYTUNE_EXPERIMENT_ID", "?")
+    written = 0
+
+    def stamp(end: str) -> None:
+        if args.stamps:
+            with open(args.stamps, "a") as fh:
+                fh.write(f"{exp_id} {start} {end} {written}\n")
+
+    def on_term(signum: int, frame: object) -> None:
+        stamp("-")
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, on_term)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    for i, value in enumerate(values):
+        if args.sleep:
+            time.sleep(args.sleep)
+        record: dict[str, float | int] = {args.metric: value}
+        if not args.no_step:
+            record["step"] = args.first_step + i
+        os.write(fd, (json.dumps(record) + "\n").encode())
+        written += 1
+    os.close(fd)
+    while args.hang or args.chatter:
+        time.sleep(0.05)
+        if args.chatter:
+            print("still working", flush=True)
+    stamp(str(time.time()))
+    if args.fail:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
