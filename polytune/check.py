@@ -17,8 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from polytune.algorithms import hyperband_schedule as hb
+from polytune.algorithms.asha import rung_resources as asha_rungs
 from polytune.config import CONTEXT_NAMES
 from polytune.model import (
+    ASHASettings,
     BOSettings,
     Config,
     FailureEarlyStopping,
@@ -40,7 +42,8 @@ _EXAMPLE_SEED = 0
 
 def example_values(config: Config) -> dict[str, Any] | None:
     """The params of one example experiment: the first grid point, the first mapping, or a
-    sample drawn with the group's seed (plus the constants and Hyperband's first resource)."""
+    sample drawn with the group's seed (plus the constants and Hyperband's or ASHA's first
+    resource)."""
     settings = config.settings
     if isinstance(settings, MappingSettings):
         drawn: dict[str, Any] = dict(settings.values[0])
@@ -55,6 +58,8 @@ def example_values(config: Config) -> dict[str, Any] | None:
     if isinstance(settings, HyperbandSettings):
         first = hb.schedule(settings.max_iter, settings.eta, settings.resource_type)[0]
         values[settings.resource_name] = first.resource
+    elif isinstance(settings, ASHASettings):
+        values[settings.resource_name] = _asha_rungs(settings)[0]
     return plain(values)  # type: ignore[no-any-return]
 
 
@@ -94,6 +99,10 @@ def _rule(rule: MetricEarlyStopping | FailureEarlyStopping) -> dict[str, Any]:
     return out
 
 
+def _asha_rungs(s: ASHASettings) -> list[int | float]:
+    return asha_rungs(s.min_resource, s.max_resource, s.eta, s.resource_type)
+
+
 def _experiments(config: Config) -> int | None:
     """How many experiments ``run`` creates (before any early stopping)."""
     s = config.settings
@@ -108,6 +117,8 @@ def _experiments(config: Config) -> int | None:
         return len(s.values)
     if isinstance(s, HyperbandSettings):
         return hb.total_experiments(s.max_iter, s.eta, s.resource_type)
+    if isinstance(s, ASHASettings):
+        return None  # n_experiments configurations, plus promotions that depend on results
     if isinstance(s, BOSettings):
         return s.n_initial_trials + s.n_iterations
     if isinstance(s, TPESettings):
@@ -164,6 +175,19 @@ def build_report(config: Config) -> dict[str, Any]:
                 for r in rungs
             ],
             "total_experiments": sum(r.n_experiments for r in rungs),
+        }
+    elif isinstance(s, ASHASettings):
+        report["asha"] = {
+            "min_resource": s.min_resource,
+            "max_resource": s.max_resource,
+            "eta": s.eta,
+            "resource": {"name": s.resource_name, "type": s.resource_type},
+            "resume": s.resume,
+            "configurations": s.n_experiments,
+            "rungs": [
+                {"rung": k, "resource": r, "promote_top": f"1/{s.eta:g}"}
+                for k, r in enumerate(_asha_rungs(s))
+            ],
         }
     elif isinstance(s, BOSettings):
         report["bo"] = {
@@ -276,6 +300,21 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         table.add_section()
         table.add_row("total", "", str(h["total_experiments"]), "")
         console.print(table)
+    if "asha" in report:
+        a = report["asha"]
+        resource = a["resource"]
+        values = ", ".join(
+            f"{v:.4g}" if isinstance(v, float) else str(v)
+            for v in (r["resource"] for r in a["rungs"])
+        )
+        console.print(
+            Text(
+                f"ASHA: {a['configurations']} configurations; rungs {resource['name']} "
+                f"({resource['type']}) = {values}; a configuration moves up as soon as it is in "
+                f"the top 1/{a['eta']:g} of its rung"
+                + ("; resume from checkpoints" if a["resume"] else "")
+            )
+        )
     if "bo" in report:
         bo = report["bo"]
         console.print(

@@ -480,6 +480,11 @@ def status(
         (info.get("config") or {}).get("early_stopping") or [], info.get("options") or {}
     )
     summary["early_stop"] = info.get("early_stop")
+    from polytune.algorithms.multifidelity import planned_rungs, rung_summary
+
+    rung_rows = rung_summary(experiments, objective, planned_rungs(info))
+    if rung_rows:  # Hyperband / ASHA: the per-bracket summary
+        summary["rungs"] = rung_rows
     damage = [f"{d.path}: {d.problem}" for d in store.damage()]
     conditions = parse_query(query)
     keys = parse_sort(sort)
@@ -509,7 +514,7 @@ def status(
         writer.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
         return
-    from polytune.views import status_header, status_table
+    from polytune.views import rungs_table, status_header, status_table
 
     console = _console()
     console.print(status_header(summary))
@@ -522,6 +527,8 @@ def status(
         console.print(
             "[dim]no experiments" + (" match the query" if conditions else " yet") + "[/]"
         )
+    if rung_rows:
+        console.print(rungs_table(rung_rows, objective))
     for e in [e for e in shown if e.status.value == "failed"][:5]:
         tail = _tail(store.paths(e.id).stderr, 3)
         console.print(

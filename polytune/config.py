@@ -62,10 +62,13 @@ from typing import Any, Literal, cast
 import yaml
 
 from polytune.algorithms import hyperband_schedule as hb
+from polytune.algorithms.asha import rung_count as asha_rung_count
+from polytune.algorithms.asha import rung_resources as asha_rungs
 from polytune.errors import ConfigError
 from polytune.model import (
     Algorithm,
     AlgorithmSettings,
+    ASHASettings,
     BOSettings,
     CommandTemplate,
     Config,
@@ -202,6 +205,7 @@ _V0_ALGORITHMS = {
     "grid_search": "grid",
     "random_search": "random",
     "hyperband": "hyperband",
+    "asha": "asha",
     "bo": "bo",
     "tpe": "tpe",
 }
@@ -231,6 +235,15 @@ _V0_RUN_KEYS = (
 )
 
 _V1_COMMON = ("kind", "concurrency", "earlyStopping")
+_ASHA_KEYS = (
+    "min_resource",
+    "max_resource",
+    "eta",
+    "resource",
+    "metric",
+    "resume",
+    "n_experiments",
+)
 _V1_MATRIX_KEYS: dict[str, tuple[str, ...]] = {
     "grid": (*_V1_COMMON, "params", "numRuns"),
     "random": (*_V1_COMMON, "params", "numRuns", "seed"),
@@ -277,6 +290,16 @@ _V1_MATRIX_KEYS: dict[str, tuple[str, ...]] = {
         "tuner",
     ),
     "mapping": (*_V1_COMMON, "values"),
+    # polytune's own kind; snake_case spellings accepted too (the hptuning layout's names).
+    "asha": (
+        *_V1_COMMON,
+        "params",
+        "minResource",
+        "maxResource",
+        "numRuns",
+        *_ASHA_KEYS,
+        "seed",
+    ),
 }
 _V1_KINDS = (*_V1_MATRIX_KEYS, "iterative")
 _V1_ALGORITHM: dict[str, Algorithm] = {
@@ -287,6 +310,7 @@ _V1_ALGORITHM: dict[str, Algorithm] = {
     "hyperopt": "tpe",
     "tpe": "tpe",
     "mapping": "mapping",
+    "asha": "asha",
 }
 
 _OPTIMIZATIONS = ("maximize", "minimize")
@@ -685,6 +709,7 @@ class _Builder:
         self.warnings: list[str] = []
         self.space = Space(())
         self.resource_name: str | None = None
+        self.resource_owner = "hyperband"
         self.mapping_keys: list[str] = []
 
     # ----- top level --------------------------------------------------------------------------
@@ -966,20 +991,7 @@ class _Builder:
         eta = _number(block["eta"], eta_path)
         if eta <= 1:
             raise ConfigError(eta_path, "must be above 1 (the rung reduction factor)", block["eta"])
-        resource = block["resource"]
-        resource_path = _join(path, "resource")
-        if isinstance(resource, str):
-            # The earliest hyperband schema took the name alone; the type defaulted to float.
-            resource_name, resource_type = _str(resource, resource_path), "float"
-        else:
-            resource = _mapping(resource, resource_path, "a mapping {name, type}")
-            _check_keys(resource, resource_path, ("name", "type"))
-            if "name" not in resource:
-                raise ConfigError(f"{resource_path}.name", "is required")
-            resource_name = _str(resource["name"], f"{resource_path}.name")
-            resource_type = _enum(
-                resource.get("type", "float"), f"{resource_path}.type", ("int", "float")
-            )
+        resource_name, resource_type = self._resource(block["resource"], _join(path, "resource"))
         brackets = hb.s_max(max_iter, eta) + 1
         if brackets > MAX_BRACKETS:
             raise ConfigError(
@@ -1008,6 +1020,89 @@ class _Builder:
             resource_name=resource_name,
             resource_type=cast(Literal["int", "float"], resource_type),
             metric=metric,
+            resume=resume,
+        )
+
+    def _resource(self, resource: Any, path: str) -> tuple[str, str]:
+        """A multi-fidelity resource: ``{name, type}`` (or, in the earliest hyperband schema,
+        the name alone, typed float)."""
+        if isinstance(resource, str):
+            return _str(resource, path), "float"
+        resource = _mapping(resource, path, "a mapping {name, type}")
+        _check_keys(resource, path, ("name", "type"))
+        if "name" not in resource:
+            raise ConfigError(f"{path}.name", "is required")
+        name = _str(resource["name"], f"{path}.name")
+        return name, _enum(resource.get("type", "float"), f"{path}.type", ("int", "float"))
+
+    def _asha(
+        self, block: dict[Any, Any], path: str, *, aliases: Mapping[str, str]
+    ) -> ASHASettings:
+        """polytune's ``asha`` block. ``aliases`` are the v1 camelCase names of the keys."""
+        values: dict[str, tuple[str, Any]] = {}
+        for key in _ASHA_KEYS:
+            given = [k for k in (key, aliases.get(key)) if k is not None and k in block]
+            if len(given) > 1:
+                raise ConfigError(_join(path, given[1]), f"give either {given[0]} or {given[1]}")
+            if given and block[given[0]] is not None:
+                values[key] = (_join(path, given[0]), block[given[0]])
+        for key in ("min_resource", "max_resource", "resource", "metric", "n_experiments"):
+            if key not in values:
+                shown = aliases.get(key, key)
+                raise ConfigError(_join(path, shown), "is required for asha")
+        resource_path, resource_raw = values["resource"]
+        resource_name, resource_type = self._resource(resource_raw, resource_path)
+        bounds: list[int | float] = []
+        for key in ("min_resource", "max_resource"):
+            key_path, raw = values[key]
+            number = _number(raw, key_path)
+            if number <= 0:
+                raise ConfigError(key_path, "must be above 0", raw)
+            bounds.append(raw if isinstance(raw, int) else number)
+        min_resource, max_resource = bounds
+        if max_resource < min_resource:
+            raise ConfigError(
+                values["max_resource"][0],
+                f"must be at least min_resource ({min_resource})",
+                max_resource,
+            )
+        if resource_type == "int" and min_resource < 1:
+            raise ConfigError(
+                values["min_resource"][0], "must be at least 1 for an int resource", min_resource
+            )
+        eta = 3.0
+        if "eta" in values:
+            eta_path, raw_eta = values["eta"]
+            eta = _number(raw_eta, eta_path)
+            if eta <= 1:
+                raise ConfigError(eta_path, "must be above 1 (the rung reduction factor)", raw_eta)
+        # Count before building the list: eta = 1.000001 would give millions of rungs.
+        count = asha_rung_count(min_resource, max_resource, eta)
+        if count <= 100 * MAX_BRACKETS:  # integer rounding may merge some
+            count = len(asha_rungs(min_resource, max_resource, eta, cast(Any, resource_type)))
+        if count > MAX_BRACKETS:
+            raise ConfigError(
+                path,
+                f"min_resource={min_resource}, max_resource={max_resource} with eta={eta:g} give "
+                f"{count} rungs; polytune supports at most {MAX_BRACKETS} (raise eta)",
+            )
+        if count == 1:
+            self.warnings.append(
+                f"{path}: min_resource and max_resource give a single rung, so asha runs a random "
+                "search at max_resource"
+            )
+        n_path, n_raw = values["n_experiments"]
+        n = self._cap_discrete(_int(n_raw, n_path, minimum=1), n_path, "asha")
+        resume = _bool(values["resume"][1], values["resume"][0]) if "resume" in values else False
+        self.resource_name, self.resource_owner = resource_name, "asha"
+        return ASHASettings(
+            min_resource=min_resource,
+            max_resource=max_resource,
+            eta=eta,
+            resource_name=resource_name,
+            resource_type=cast(Literal["int", "float"], resource_type),
+            metric=self._metric(values["metric"][1], values["metric"][0]),
+            n_experiments=n,
             resume=resume,
         )
 
@@ -1285,6 +1380,10 @@ class _Builder:
                 section, path, algo_key, ("max_iter", "eta", "resource", "metric", "resume")
             )
             settings = self._hyperband(block, f"{path}.hyperband", max_iter_key="max_iter")
+        elif algo_key == "asha":
+            algorithm = "asha"
+            block = self._v0_block(section, path, algo_key, _ASHA_KEYS)
+            settings = self._asha(block, f"{path}.asha", aliases={})
         elif algo_key == "bo":
             algorithm = "bo"
             block = self._v0_block(
@@ -1524,7 +1623,7 @@ class _Builder:
             if name == self.resource_name:
                 raise ConfigError(
                     where,
-                    f"{name!r} is hyperband's resource, which polytune sets for every rung; "
+                    f"{name!r} is {self.resource_owner}'s resource, which polytune sets for every rung; "
                     "remove the constant param",
                 )
         if self.resource_name is not None and self.resource_name in matrix_names:
@@ -1532,7 +1631,7 @@ class _Builder:
                 self.space[self.resource_name].key_path
                 if self.resource_name in self.space.names
                 else "matrix.values",
-                f"{self.resource_name!r} is hyperband's resource and cannot also be a matrix "
+                f"{self.resource_name!r} is {self.resource_owner}'s resource and cannot also be a matrix "
                 "parameter",
             )
 
@@ -1599,7 +1698,7 @@ class _Builder:
             raise ConfigError(
                 f"{path}.kind",
                 "iterative needs a custom tuner; polytune does not run custom tuners (use grid, "
-                "random, hyperband, bayes, tpe or mapping)",
+                "random, hyperband, asha, bayes, tpe or mapping)",
                 block["kind"],
             )
         _check_keys(block, path, _V1_MATRIX_KEYS[kind])
@@ -1630,6 +1729,16 @@ class _Builder:
                 settings = RandomSettings(self._cap_discrete(n, n_path, "random search"))
             elif kind == "hyperband":
                 settings = self._hyperband(block, path, max_iter_key="maxIterations")
+            elif kind == "asha":
+                settings = self._asha(
+                    block,
+                    path,
+                    aliases={
+                        "min_resource": "minResource",
+                        "max_resource": "maxResource",
+                        "n_experiments": "numRuns",
+                    },
+                )
             elif kind == "bayes":
                 iterations_key = "maxIterations"
                 if "numIterations" in block:

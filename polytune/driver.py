@@ -37,7 +37,7 @@ from polytune.config import load_text
 from polytune.errors import ConfigError, Interrupted, StoreError
 from polytune.executors.base import Executor, ExecutorError, Finished, LaunchSpec
 from polytune.experiment import Experiment, Objective, Searcher, Status, Suggestion
-from polytune.metrics import MetricsReader, MetricSummary, update
+from polytune.metrics import MetricsReader, MetricSummary, parse_stdout_line, update
 from polytune.model import Config
 from polytune.render import render_command
 from polytune.stopping import Curve, GroupStop
@@ -259,6 +259,23 @@ def template_values(store: GroupStore, exp: Experiment) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 
 
+class Records(dict[int, Experiment]):
+    """The driver's mirror of the group's records, in id order (ids only grow, and records
+    are loaded sorted), with the ids of pending experiments kept up to date on every write so
+    that finding the next one to launch never scans thousands of records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: set[int] = set()
+
+    def __setitem__(self, key: int, exp: Experiment) -> None:
+        super().__setitem__(key, exp)
+        if exp.status.is_pending:
+            self.pending.add(key)
+        else:
+            self.pending.discard(key)
+
+
 class Driver:
     def __init__(
         self,
@@ -288,8 +305,9 @@ class Driver:
         self.objective = (
             Objective(config.metric.name, config.metric.optimization) if config.metric else None
         )
-        self.exps: dict[int, Experiment] = {}
+        self.exps = Records()
         self._readers: dict[int, MetricsReader] = {}
+        self._stdout_readers: dict[int, MetricsReader] = {}
         self._summaries: dict[int, MetricSummary] = {}
         self._last_save: dict[int, float] = {}
         self._stop_reason: str | None = None
@@ -320,7 +338,7 @@ class Driver:
             self._stop_reason = reason
 
     def experiments(self) -> list[Experiment]:
-        return [self.exps[k] for k in sorted(self.exps)]
+        return list(self.exps.values())
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Status}
@@ -336,6 +354,13 @@ class Driver:
         the group holds, or raise ``Interrupted``."""
         if self.only is None and (ended := self._ended_early()) is not None:
             return ended
+        self.store.start_background_sync()
+        try:
+            return self._run()
+        finally:
+            self.store.stop_background_sync()
+
+    def _run(self) -> RunOutcome:
         self._recover()
         self._clear_stop_request()
         if self.only is None:
@@ -473,7 +498,7 @@ class Driver:
     # ----- scheduling ---------------------------------------------------------------------
     def _history(self) -> list[Experiment]:
         """What the searcher sees: every experiment it suggested (not manual restarts)."""
-        return [self.exps[k] for k in sorted(self.exps) if self.exps[k].restart_of is None]
+        return [e for e in self.exps.values() if e.restart_of is None]
 
     def _suggest(self, hist: list[Experiment]) -> Suggestion | None:
         rng = np.random.default_rng([self.seed, len(hist)])
@@ -505,14 +530,12 @@ class Driver:
         ):
             running = set(self.executor.running())
             pending = [
-                e
-                for k, e in sorted(self.exps.items())
-                if e.status.is_pending
-                and k not in running
-                and (self.only is None or k in self.only)
+                k
+                for k in self.exps.pending
+                if k not in running and (self.only is None or k in self.only)
             ]
             if pending:
-                self._launch(pending[0])
+                self._launch(self.exps[min(pending)])
                 continue
             if self._exhausted:
                 return
@@ -588,6 +611,9 @@ class Driver:
         self.store.save(exp, durable=False)
         self.exps[exp.id] = exp
         self._readers[exp.id] = MetricsReader(paths.metrics)
+        if self.options.stdout_metrics:
+            # `polytune: {stdout_metrics: true}`: also scrape `name=value` lines from stdout.
+            self._stdout_readers[exp.id] = MetricsReader(paths.stdout, parser=parse_stdout_line)
         self._summaries[exp.id] = MetricSummary()
         self._last_save[exp.id] = self.clock()
         for curves in self._curves.values():
@@ -628,6 +654,7 @@ class Driver:
         self.store.save(exp, durable=True)
         self.exps[exp.id] = exp
         self._readers.pop(exp.id, None)
+        self._stdout_readers.pop(exp.id, None)
         self._summaries.pop(exp.id, None)
         self._last_save.pop(exp.id, None)
         self._activity.pop(exp.id, None)
@@ -655,6 +682,9 @@ class Driver:
         if reader is None:
             return False
         records = reader.read_new(final=final)
+        scraper = self._stdout_readers.get(exp_id)
+        if scraper is not None:
+            records += scraper.read_new(final=final)
         if not records:
             return False
         summary = update(self._summaries[exp_id], records)

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from polytune.space import Space
 
 Optimization = Literal["minimize", "maximize"]
-Algorithm = Literal["grid", "random", "mapping", "hyperband", "bo", "tpe"]
-ALGORITHMS: tuple[str, ...] = ("grid", "random", "mapping", "hyperband", "bo", "tpe")
+Algorithm = Literal["grid", "random", "mapping", "hyperband", "asha", "bo", "tpe"]
+ALGORITHMS: tuple[str, ...] = ("grid", "random", "mapping", "hyperband", "asha", "bo", "tpe")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,21 @@ class HyperbandSettings:
 
 
 @dataclass(frozen=True)
+class ASHASettings:
+    """Asynchronous successive halving: ``n_experiments`` fresh configurations, rungs with
+    resources ``min_resource * eta^k`` below ``max_resource``, then ``max_resource``."""
+
+    min_resource: int | float
+    max_resource: int | float
+    eta: float
+    resource_name: str
+    resource_type: Literal["int", "float"]
+    metric: MetricSpec
+    n_experiments: int
+    resume: bool = False
+
+
+@dataclass(frozen=True)
 class BOSettings:
     n_initial_trials: int
     n_iterations: int
@@ -74,7 +89,13 @@ class TPESettings:
 
 
 AlgorithmSettings = (
-    GridSettings | RandomSettings | MappingSettings | HyperbandSettings | BOSettings | TPESettings
+    GridSettings
+    | RandomSettings
+    | MappingSettings
+    | HyperbandSettings
+    | ASHASettings
+    | BOSettings
+    | TPESettings
 )
 
 
