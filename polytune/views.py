@@ -308,11 +308,8 @@ def status_header(summary: Mapping[str, Any]) -> Text:
     text.append(f"  {summary['algorithm']}  seed {summary['seed']}\n")
     c = summary["counts"]
     total = summary["experiments"]
-    shares = [
-        f"{c[s]} {s}"
-        for s in ("succeeded", "running", "failed", "stopped", "lost", "created")
-        if c.get(s)
-    ]
+    order = ("succeeded", "running", "failed", "stopped", "lost", "created")
+    shares = [f"{c[s]} {s} ({100 * c[s] / total:.0f}%)" for s in order if c.get(s)]
     planned = summary.get("planned")
     text.append(
         f"{total} experiments"
@@ -320,12 +317,10 @@ def status_header(summary: Mapping[str, Any]) -> Text:
         + (": " + ", ".join(shares) if shares else "")
     )
     if total:
-        bar = "".join(
-            "█" * round(20 * c[s] / total)
-            for s in ("succeeded", "running", "failed", "stopped", "lost", "created")
-            if c.get(s)
-        )
-        text.append(f"  {bar}", style="dim")
+        text.append("  ")
+        for s in order:  # one coloured segment per status, about 20 cells
+            if c.get(s):
+                text.append("█" * max(1, round(20 * c[s] / total)), style=STATUS_STYLE.get(s, ""))
     text.append("\n")
     best = summary.get("best")
     metric = summary.get("metric")
