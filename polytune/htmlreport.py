@@ -152,6 +152,16 @@ def _style(ax: Axes) -> None:
         ax.spines[side].set_visible(False)
 
 
+#: Legends right of the plot: never over the data, and no costly search for the "best" place.
+_LEGEND_OUTSIDE: dict[str, Any] = {
+    "loc": "upper left",
+    "bbox_to_anchor": (1.01, 1.0),
+    "fontsize": 9,
+    "frameon": False,
+    "borderaxespad": 0.0,
+}
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -207,7 +217,7 @@ def fig_history(exps: Sequence[Experiment], objective: Objective) -> Figure | st
     ax.set_ylabel(_metric_label(objective))
     if _log_friendly([v for _, v in points]):
         ax.set_yscale("log")
-    ax.legend(loc="best", fontsize=9, framealpha=0.9)
+    ax.legend(**_LEGEND_OUTSIDE)
     ax.set_title("Optimization history", loc="left", fontsize=12)
     return fig
 
@@ -215,6 +225,7 @@ def fig_history(exps: Sequence[Experiment], objective: Objective) -> Figure | st
 def fig_curves(
     exps: Sequence[Experiment], objective: Objective, records: Mapping[int, Sequence[Record]]
 ) -> Figure | str:
+    from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
     curves = {e.id: curve(records.get(e.id, ()), objective.metric) for e in exps}
@@ -227,23 +238,33 @@ def fig_curves(
     all_values: list[float] = []
     stopped_x: list[float] = []
     stopped_y: list[float] = []
+    # one LineCollection per status: hundreds of curves draw as fast as a few
+    styles = {
+        "succeeded": {"colors": "#7f8fa6", "linewidths": 0.9, "alpha": 0.55},
+        "stopped": {"colors": STATUS_COLORS["stopped"], "linewidths": 0.9, "alpha": 0.7},
+        "failed": {
+            "colors": STATUS_COLORS["failed"],
+            "linewidths": 0.9,
+            "alpha": 0.6,
+            "linestyles": "--",
+        },
+        "running": {"colors": STATUS_COLORS["running"], "linewidths": 1.2, "alpha": 0.9},
+    }
+    groups: dict[str, list[list[tuple[float, float]]]] = {k: [] for k in styles}
     for e in exps:
         pts = curves[e.id]
         if not pts:
             continue
-        xs = [p[0] for p in pts]
-        ys = [p[1] for p in pts]
-        all_values.extend(ys)
-        if e.status is Status.FAILED:
-            ax.plot(xs, ys, color=STATUS_COLORS["failed"], linewidth=0.9, alpha=0.6, linestyle="--")
-        elif e.status is Status.STOPPED:
-            ax.plot(xs, ys, color=STATUS_COLORS["stopped"], linewidth=0.9, alpha=0.7)
-            stopped_x.append(xs[-1])
-            stopped_y.append(ys[-1])
-        elif e.status is Status.RUNNING:
-            ax.plot(xs, ys, color=STATUS_COLORS["running"], linewidth=1.2, alpha=0.9)
-        else:
-            ax.plot(xs, ys, color="#7f8fa6", linewidth=0.9, alpha=0.55)
+        all_values.extend(p[1] for p in pts)
+        key: str = e.status.value if e.status.value in styles else "succeeded"
+        groups[key].append([(float(x), y) for x, y in pts])
+        if e.status is Status.STOPPED:
+            stopped_x.append(pts[-1][0])
+            stopped_y.append(pts[-1][1])
+    for name, segments in groups.items():
+        if segments:
+            ax.add_collection(LineCollection(segments, **styles[name]))  # type: ignore[arg-type]
+    ax.autoscale_view()
     if stopped_x:
         ax.scatter(
             stopped_x,
@@ -271,7 +292,7 @@ def fig_curves(
         for h in handles
         if str(h.get_label()).split()[0] in present or str(h.get_label()).startswith("best")
     ]
-    ax.legend(handles=handles, loc="best", fontsize=9, framealpha=0.9)
+    ax.legend(handles=handles, **_LEGEND_OUTSIDE)
     if _log_friendly(all_values):
         ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -286,6 +307,9 @@ def _axis_ticks(spec: ParamSpec, lo: float, hi: float) -> tuple[list[float], lis
         n = len(spec.values)
         positions = [(i - lo) / (hi - lo) for i in range(n)]
         return positions, [_short(str(v)) for v in spec.values]
+    if spec.values:  # a few declared values: one tick each
+        ticks = [(x, v) for v in spec.values if (x := spec.encode(v)) is not None]
+        return [(x - lo) / (hi - lo) for x, _ in ticks], [_fmt(v) for _, v in ticks]
     out_pos, out_lab = [], []
     for k in range(5):
         pos = k / 4
@@ -458,8 +482,13 @@ def fig_slices(
                 fontsize=8,
                 rotation=30 if len(spec.values) > 4 else 0,
             )
-        elif spec.log:
-            ax.set_xscale("log")
+        else:
+            if spec.log:
+                ax.set_xscale("log")
+            if spec.values:
+                ax.set_xticks([float(v) for v in spec.values])
+                ax.set_xticklabels([_fmt(v) for v in spec.values], fontsize=8)
+                ax.minorticks_off()
         if log_y:
             ax.set_yscale("log")
         ax.set_xlabel(spec.name)
@@ -557,10 +586,20 @@ def fig_rungs(points: Sequence[Mapping[str, Any]], objective: Objective | None) 
         ax.set_xlabel("resource" if use_resource else "rung")
         if k % cols == 0:
             ax.set_ylabel(objective.metric)
-        if k == 0:
-            ax.legend(fontsize=8, loc="best")
     for k in range(len(brackets), rows_n * cols):
         axes[k // cols][k % cols].set_visible(False)
+    labels: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labels.setdefault(label, handle)
+    fig.legend(
+        list(labels.values()),
+        list(labels),
+        loc="outside upper right",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
     fig.suptitle(
         "Hyperband rungs: each configuration's value per rung (lines: promotions)",
         x=0.01,
@@ -584,30 +623,31 @@ def fig_timeline(exps: Sequence[Experiment], now: float) -> Figure | str:
     if not spans:
         return "no experiment has started yet"
     t0 = min(s for _, s, _, _ in spans)
-    fig = _figure(10, min(7.0, 1.4 + 0.06 * len(spans) + 1.5))
+    total = max(e for _, _, e, _ in spans) - t0 or 1.0
+    height = min(7.0, 1.4 + 0.06 * len(spans) + 1.5)
+    fig = _figure(10, height)
     ax = fig.add_subplot()
     _style(ax)
+    rows = max(i for i, _, _, _ in spans) - min(i for i, _, _, _ in spans) + 1
+    # bars as thick horizontal lines (one collection per status: fast for hundreds of rows)
+    thickness = max(0.5, min(12.0, 0.8 * (height - 1.2) * 72 / rows))
     for status in STATUS_COLORS:
         sel = [sp for sp in spans if sp[3] == status]
         if sel:
-            ax.barh(
+            ax.hlines(
                 [i for i, _, _, _ in sel],
-                [max(e - s, 1e-3) for _, s, e, _ in sel],
-                left=[s - t0 for _, s, _, _ in sel],
-                height=0.8,
-                color=STATUS_COLORS[status],
+                [s - t0 for _, s, _, _ in sel],
+                [max(e - t0, s - t0 + 0.004 * total) for _, s, e, _ in sel],
+                colors=STATUS_COLORS[status],
+                linewidth=thickness,
                 label=status,
+                capstyle="butt",
             )
-    ax.invert_yaxis()
+    ax.set_ylim(max(i for i, _, _, _ in spans) + 0.8, min(i for i, _, _, _ in spans) - 0.8)
+    ax.set_xlim(0, total * 1.01)
     ax.set_xlabel("seconds since the first start")
     ax.set_ylabel("experiment id")
-    ax.legend(
-        fontsize=8,
-        loc="lower right",
-        bbox_to_anchor=(1.0, 1.0),
-        ncol=len(STATUS_COLORS),
-        frameon=False,
-    )
+    ax.legend(**_LEGEND_OUTSIDE)
     ax.set_title("Timeline (current attempt of each experiment)", loc="left", fontsize=12)
     return fig
 

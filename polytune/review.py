@@ -445,7 +445,8 @@ def _checkpoints(n: int) -> list[int]:
 class ParamSpec:
     """How a matrix parameter is plotted and modelled.
 
-    ``categorical`` parameters get one slot per value (``values`` in order); numeric ones are
+    ``categorical`` parameters get one slot per value (``values`` in order; for a numeric
+    parameter with a few declared values, ``values`` are only where its ticks go); numeric ones are
     plotted on a log10 axis when ``log`` (their matrix method spreads over orders of
     magnitude, or, without a method, their observed values span at least two decades).
     ``bounds`` is the search domain (from the group's config, else the observed range).
@@ -532,7 +533,13 @@ def param_specs(info: Mapping[str, Any], experiments: Sequence[Experiment]) -> l
             (method in LOG_METHODS) if method is not None else (hi / lo >= 100 if lo > 0 else False)
         )
         log = log and lo > 0
-        specs.append(ParamSpec(name, False, log, (lo, hi), (), method))
+        declared_values = p.get("values")
+        ticks: tuple[Any, ...] = ()
+        if isinstance(declared_values, list) and 1 < len(declared_values) <= 12:
+            numbers = [v for v in declared_values if _number(v) is not None]
+            if len(numbers) == len(declared_values):
+                ticks = tuple(sorted(numbers))
+        specs.append(ParamSpec(name, False, log, (lo, hi), ticks, method))
     return specs
 
 
