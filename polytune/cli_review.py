@@ -116,8 +116,11 @@ def _quiet_broken_pipe() -> None:
 def experiment(
     group: str, exp_id: int, workspace: str | None, tail_lines: int, as_json: bool
 ) -> None:
-    """Everything about one experiment: params, command, status, attempts, timings, metrics,
-    outputs and the tail of its stderr."""
+    """Everything about one experiment.
+
+    Params, the rendered command, status and reason, attempts, timings, the metric history,
+    the outputs path and the tail of stderr.
+    """
     from polytune.htmlreport import _stdout_metrics, read_records
     from polytune.report import objective_of
     from polytune.review import experiment_detail, rank_of
@@ -151,6 +154,16 @@ def experiment(
         _echo_json(detail)
         return
     _print_experiment(_console(), detail)
+
+
+def _local(iso_time: str | None, missing: str = "-") -> str:
+    """An ISO 8601 UTC time (as in the JSON) in local time, to the second, for the terminal."""
+    import datetime as dt
+
+    if not iso_time:
+        return missing
+    when = dt.datetime.fromisoformat(iso_time.replace("Z", "+00:00"))
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _print_experiment(console: Console, d: Mapping[str, Any]) -> None:
@@ -205,7 +218,8 @@ def _print_experiment(console: Console, d: Mapping[str, Any]) -> None:
 
     times = Text("time: ", style="bold")
     times.append(
-        f"created {d['created_at'] or '-'}  started {d['started_at'] or '-'}  ended {d['ended_at'] or '-'}\n      "
+        f"created {_local(d['created_at'])}  started {_local(d['started_at'])}  "
+        f"ended {_local(d['ended_at'])}\n      "
     )
     times.append(
         f"queued {fmt_duration(d['queued_seconds']) or '-'}  ran {fmt_duration(d['duration_seconds']) or '-'}"
@@ -227,7 +241,7 @@ def _print_experiment(console: Console, d: Mapping[str, Any]) -> None:
             table.add_row(
                 str(a["attempt"]),
                 Text(str(a["status"]), style=STATUS_STYLE.get(str(a["status"]), "")),
-                str(a["started_at"] or ""),
+                _local(a["started_at"], ""),
                 fmt_duration(a["duration"]),
                 "" if a["exit_code"] is None else str(a["exit_code"]),
                 str(a["reason"] or ""),
@@ -413,9 +427,10 @@ def logs(
     tail_lines: int | None,
     interval: float,
 ) -> None:
-    """Print an experiment's stdout (or --stderr) as it was written; --follow while it runs.
+    """Print an experiment's output (--follow while it runs).
 
-    Ctrl-C stops following (exit 130); the experiment keeps running.
+    stdout by default, --stderr for the other. --follow ends when the experiment ends; Ctrl-C
+    stops following (exit 130) and the experiment keeps running.
     """
     store = _open(group, workspace)
     exp = store.get(exp_id)
@@ -478,8 +493,11 @@ def export(
     query: str | None,
     sort: str | None,
 ) -> None:
-    """One row per experiment: params, status, times and durations, the last, min and max of
-    every metric, and the objective's value and best value."""
+    """Export one row per experiment (CSV or JSON).
+
+    Columns: id, status, reason, times and durations, params.*, the objective's value (last
+    report) and best_value, and metrics.* (last) with their .min and .max.
+    """
     from polytune.query import parse_query, parse_sort, select, sort_experiments
     from polytune.report import objective_of
     from polytune.review import export_columns, export_row
@@ -533,8 +551,11 @@ def export(
 @_workspace_option
 @_json_option
 def compare(groups: tuple[str, ...], workspace: str | None, as_json: bool) -> None:
-    """Groups side by side: algorithm, experiments, best value and configuration, time and
-    resource spent, best so far over experiments (every group of the workspace by default)."""
+    """Compare groups side by side (every group of the workspace by default).
+
+    Algorithm, experiments per status, best value and configuration, compute and wall time,
+    resource spent (Hyperband), and the best value so far after 1, 5, 10, ... experiments.
+    """
     from polytune.cli import _workspace
     from polytune.errors import UsageError
     from polytune.report import objective_of
@@ -662,9 +683,12 @@ def _print_compare(console: Console, doc: Mapping[str, Any]) -> None:
 def report(
     group: str | None, workspace: str | None, out_dir: str | None, open_browser: bool, as_json: bool
 ) -> None:
-    """A static HTML page with the group's plots: optimization history, learning curves,
-    parallel coordinates, slices, parameter importance, Hyperband rungs (needs the
-    `polytune[report]` extra: matplotlib)."""
+    """Write a static HTML report of a group, with plots.
+
+    Optimization history, learning curves, parallel coordinates, slice plots, parameter
+    importance (fANOVA), Hyperband rungs and a timeline; PNG files next to index.html, no
+    network access. Needs matplotlib: pip install 'polytune[report]'.
+    """
     from polytune.htmlreport import build_report, require_matplotlib
 
     require_matplotlib()  # before anything else: the one-line install hint, exit 2
