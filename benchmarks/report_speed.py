@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from synthetic_groups import make_group  # noqa: E402
+from synthetic_groups import make_group
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ PURE = [
     "polytune/model.py",
     "polytune/query.py",
     "polytune/report.py",
+    "polytune/review.py",
     "polytune/render.py",
     "polytune/suggest.py",
     "polytune/stopping.py",

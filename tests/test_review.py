@@ -342,6 +342,8 @@ def png_size(path: Path) -> tuple[int, int]:
 def check_page(index: Path) -> _Page:
     """The page parses, is balanced, has no network reference, and every image is a PNG next
     to it whose pixel size is the one the page declares."""
+    from PIL import Image  # comes with matplotlib
+
     text = index.read_text(encoding="utf-8")
     page = _Page()
     page.feed(text)
@@ -358,6 +360,9 @@ def check_page(index: Path) -> _Page:
     for img in page.images:
         src = str(img["src"])
         width, height = png_size(index.parent / src)
+        with Image.open(index.parent / src) as decoded:
+            decoded.load()  # every chunk decodes, not only the header
+            assert decoded.size == (width, height) and decoded.format == "PNG"
         assert (width, height) == (int(str(img["width"])), int(str(img["height"])))
         assert 300 <= width <= 2000 and 150 <= height <= 2000, (src, width, height)
         assert img.get("alt")
