@@ -32,16 +32,22 @@ from typing import Any, Protocol
 import numpy as np
 import yaml
 
-from polytune import __version__, stopping
+from polytune import __version__, procutil, stopping
 from polytune.config import load_text
 from polytune.errors import ConfigError, Interrupted, StoreError
 from polytune.executors.base import Executor, ExecutorError, Finished, LaunchSpec
 from polytune.experiment import Experiment, Objective, Searcher, Status, Suggestion
-from polytune.metrics import MetricsReader, MetricSummary, parse_stdout_line, update
+from polytune.metrics import (
+    MetricsReader,
+    MetricSummary,
+    apply_summary,
+    parse_stdout_line,
+    update,
+)
 from polytune.model import Config
 from polytune.render import render_command
 from polytune.stopping import Curve, GroupStop
-from polytune.store import GroupStore, create_group
+from polytune.store import STATUS_FILE, GroupStore, create_group, read_command_status
 
 __all__ = [
     "Driver",
@@ -453,10 +459,19 @@ class Driver:
 
     # ----- recovery -----------------------------------------------------------------------
     def _recover(self) -> None:
-        """Load the history; experiments a dead driver left "running" become ``lost``."""
+        """Load the history and settle what a dead driver left behind.
+
+        An experiment it left "running", or whose launch it never recorded (it died between
+        starting the command and saving the record: the command's status file says it started),
+        is stopped if it still runs; then it ends as its command's status file says when the
+        command exited on its own while no driver watched (never run twice, never lost), and
+        becomes ``lost`` (to run again) otherwise.
+        """
         for exp in self.store.experiments():
             if exp.status is Status.RUNNING:
-                exp = self._mark_lost(exp)
+                exp = self._settle(exp)
+            elif exp.status.is_pending and (launch := self._unrecorded_launch(exp)) is not None:
+                exp = self._settle(*launch)
             elif exp.status is Status.STOPPED and (exp.reason or "").startswith(INTERRUPTED):
                 exp = exp.with_(status=Status.CREATED, reason=f"resumed after: {exp.reason}")
                 self.store.save(exp, durable=True)
@@ -479,11 +494,73 @@ class Driver:
                 if len(curve):
                     curves[exp.id] = curve
 
-    def _mark_lost(self, exp: Experiment) -> Experiment:
-        alive = self._is_alive(exp) if self._is_alive else _default_is_alive(exp)
+    def _unrecorded_launch(self, exp: Experiment) -> tuple[Experiment, bool] | None:
+        """A pending experiment whose next attempt was started by a driver that died before it
+        recorded it: the record of that attempt (from the status file) and whether its shell
+        still runs (the pid is checked by its environment, so a reused pid never matches)."""
+        paths = self.store.paths(exp.id)
+        attempt = exp.attempt + 1
+        started, _, _ = read_command_status(paths.status)
+        pid = started.get(attempt)
+        if pid is None:
+            return None
+        assert self.config.command is not None
+        launched = exp.with_(attempt=attempt)
+        launched = launched.with_(
+            status=Status.RUNNING,
+            command=render_command(self.config.command, template_values(self.store, launched)),
+            pid=pid,
+            host=procutil.hostname(),
+            boot_id=procutil.boot_id(),
+            executor={"name": self.executor.name, "pgid": pid, "unrecorded": True},
+            reason=None,
+            exit_code=None,
+        )
+        return launched, _runs_experiment(pid, paths.dir, attempt)
+
+    def _settle(self, exp: Experiment, alive: bool | None = None) -> Experiment:
+        """A dead driver's running experiment: stop what is left of it, then record how it
+        ended (its status file) or that it is lost."""
+        if alive is None:
+            alive = self._is_alive(exp) if self._is_alive else _default_is_alive(exp)
         pgid = exp.executor.get("pgid")
         if alive and isinstance(pgid, int):
             (self._kill_group or _default_kill_group)(pgid, self.options.stop_grace)
+        # Read after the stop: the command may have exited on its own in the meantime.
+        _, exited, when = read_command_status(self.store.paths(exp.id).status)
+        code = exited.get(exp.attempt)
+        if code is not None:
+            return self._record_exit(exp, code, when)
+        return self._mark_lost(exp)
+
+    def _record_exit(self, exp: Experiment, code: int, when: float) -> Experiment:
+        """Record the end of an attempt that exited with ``code`` while no driver watched: as
+        the driver would have (metrics read to the end, retries), marked ``recovered``."""
+        paths = self.store.paths(exp.id)
+        records = MetricsReader(paths.metrics).read_new(final=True)
+        if self.options.stdout_metrics:
+            records += MetricsReader(paths.stdout, parser=parse_stdout_line).read_new(final=True)
+        exp = apply_summary(exp, update(MetricSummary(), records))
+        status = Status.SUCCEEDED if code == 0 else Status.FAILED
+        reason = None if code == 0 else f"exit code {code}"
+        attempt = _attempt_record(exp, status, reason, when, exit_code=code)
+        attempt["recovered"] = "exited while no driver watched; read from its status file"
+        exp = exp.with_(
+            status=status,
+            reason=reason,
+            exit_code=code,
+            ended_at=when,
+            attempts=[*exp.attempts, attempt],
+        )
+        if status is Status.FAILED and exp.attempt <= self.options.max_restarts:
+            exp = exp.with_(
+                status=Status.CREATED,
+                reason=f"retrying ({reason}; attempt {exp.attempt} of {self.options.max_restarts + 1})",
+            )
+        self.store.save(exp, durable=True)
+        return exp
+
+    def _mark_lost(self, exp: Experiment) -> Experiment:
         now = self.clock()
         attempt = _attempt_record(exp, Status.LOST, "the driver ended while it was running", now)
         exp = exp.with_(
@@ -565,6 +642,8 @@ class Driver:
             stdout_path=paths.stdout,
             stderr_path=paths.stderr,
             timeout=self.options.timeout,
+            status_path=paths.status,
+            attempt=attempt,
         )
         now = self.clock()
         try:
@@ -817,7 +896,7 @@ def _attempt_record(
     ended_at: float,
     exit_code: int | None = None,
 ) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "attempt": exp.attempt,
         "status": status.value,
         "started_at": exp.started_at,
@@ -827,19 +906,37 @@ def _attempt_record(
         "pid": exp.pid,
         "host": exp.host,
     }
+    if exp.executor.get("unrecorded"):
+        record["unrecorded_launch"] = True  # found by _recover: started, never recorded
+    return record
 
 
 def _archive_attempt(exp_dir: Path, attempt: int) -> None:
     """Move the logs and metrics of a previous attempt aside (outputs stay: a checkpointing
     script can continue from them)."""
     target = exp_dir / f"attempt-{attempt}"
-    names = ("stdout.log", "stderr.log", "metrics.jsonl")
+    names = ("stdout.log", "stderr.log", "metrics.jsonl", STATUS_FILE)
     present = [n for n in names if (exp_dir / n).exists()]
     if not present:
         return
     target.mkdir(exist_ok=True)
     for n in present:
         shutil.move(str(exp_dir / n), str(target / n))
+
+
+def _runs_experiment(pid: int, exp_dir: Path, attempt: int) -> bool:
+    """Whether process ``pid`` runs attempt ``attempt`` of the experiment in ``exp_dir`` (its
+    environment says so; a reused pid, or a process of another user, does not match)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = set(f.read().split(b"\0"))
+    except OSError:
+        return False
+    return (
+        f"POLYTUNE_EXPERIMENT_DIR={exp_dir}".encode() in env
+        and f"POLYTUNE_ATTEMPT={attempt}".encode() in env
+        and procutil.process_state(pid) not in (None, "Z", "X")
+    )
 
 
 def _default_is_alive(exp: Experiment) -> bool:

@@ -62,6 +62,7 @@ __all__ = [
     "is_lost",
     "list_groups",
     "open_group",
+    "read_command_status",
     "resolve_group",
     "validate_group_name",
 ]
@@ -78,6 +79,8 @@ RECORD_FILE = "experiment.json"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 METRICS_FILE = "metrics.jsonl"
+#: Written by the experiment's own shell: "started <attempt> <pid>", "exited <attempt> <code>".
+STATUS_FILE = "command.status"
 OUTPUTS_DIR = "outputs"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -208,6 +211,8 @@ class ExperimentPaths:
     stderr: Path
     metrics: Path
     outputs: Path
+    #: The command's own record of its start and exit (``LaunchSpec.status_path``).
+    status: Path
 
 
 def _decode_record(data: bytes, exp_id: int) -> Experiment | str:
@@ -250,6 +255,29 @@ def is_lost(exp: Experiment) -> bool:
     if isinstance(pgid, int) and pgid > 1 and pgid != os.getpgrp():
         return not procutil.group_alive(pgid)
     return True
+
+
+def read_command_status(
+    path: str | os.PathLike[str],
+) -> tuple[dict[int, int], dict[int, int], float]:
+    """What an experiment's shell wrote into its status file (``LaunchSpec.status_path``):
+    ``({attempt: pid}, {attempt: exit code}, mtime)``; empty when the file is missing. Lines that
+    do not parse (a write cut short) are ignored."""
+    started: dict[int, int] = {}
+    exited: dict[int, int] = {}
+    try:
+        data, st = _read_bytes(os.fspath(path))
+    except OSError:
+        return started, exited, 0.0
+    for line in data[:65536].decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+            continue
+        if parts[0] == "started":
+            started[int(parts[1])] = int(parts[2])
+        elif parts[0] == "exited":
+            exited[int(parts[1])] = int(parts[2])
+    return started, exited, st.st_mtime
 
 
 # ----- the driver lock -----------------------------------------------------------------------
@@ -448,6 +476,7 @@ class GroupStore:
             stderr=d / STDERR_FILE,
             metrics=d / METRICS_FILE,
             outputs=d / OUTPUTS_DIR,
+            status=d / STATUS_FILE,
         )
 
     def experiments(self) -> list[Experiment]:

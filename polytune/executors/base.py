@@ -51,6 +51,14 @@ class LaunchSpec:
     stderr_path: Path
     #: Seconds from the start; ``None`` = no limit.
     timeout: float | None = None
+    #: Where the command's shell records ``started <attempt> <pid>`` when it starts and
+    #: ``exited <attempt> <code>`` when the command ends on its own (an EXIT trap; nothing when
+    #: a signal kills the shell). The experiment's own testimony, written without the driver:
+    #: a driver that dies while the command runs learns on resume whether it finished, and
+    #: whether a launch it never recorded happened. ``None``: no such file.
+    status_path: Path | None = None
+    #: The attempt number written into ``status_path``.
+    attempt: int = 1
 
 
 @dataclass(frozen=True)

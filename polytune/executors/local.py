@@ -56,6 +56,7 @@ import functools
 import math
 import os
 import selectors
+import shlex
 import signal
 import socket
 import subprocess
@@ -256,7 +257,7 @@ class LocalExecutor:
                 ) from exc
             try:
                 return subprocess.Popen(
-                    ["/bin/sh", "-c", spec.command],
+                    ["/bin/sh", "-c", _with_status(spec)],
                     cwd=spec.cwd,
                     env={**os.environ, **spec.env},
                     stdin=subprocess.DEVNULL,
@@ -395,6 +396,28 @@ class LocalExecutor:
 # ----------------------------------------------------------------------------------------
 # module helpers
 # ----------------------------------------------------------------------------------------
+
+
+def _with_status(spec: LaunchSpec) -> str:
+    """The shell script that runs ``spec.command``, preceded (when ``spec.status_path`` is set)
+    by the lines that record its start and its exit status (see ``LaunchSpec.status_path``).
+
+    The EXIT trap runs when the command ends on its own (also through ``exit`` or ``set -e``), not
+    when a signal kills the shell, and it keeps the shell's exit status. With a trap set, ``sh``
+    no longer ``exec``s a last simple command: the shell stays the group's leader and the command
+    runs as its child (same group, so stopping still reaches the whole tree). The user's command
+    starts on its own line: a syntax error in it cannot prevent the prelude.
+    """
+    if spec.status_path is None:
+        return spec.command
+    path = shlex.quote(str(spec.status_path))
+    attempt = int(spec.attempt)
+    return (
+        f"printf 'started {attempt} %s\\n' \"$$\" > {path}\n"
+        f"__polytune_exit() {{ printf 'exited {attempt} %s\\n' \"$1\" >> {path}; }}\n"
+        "trap '__polytune_exit \"$?\"' EXIT\n"
+        f"{spec.command}"
+    )
 
 
 def kill_process_group(pgid: int, grace: float) -> None:
