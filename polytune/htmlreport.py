@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import itertools
 import math
 import os
 import time
@@ -239,7 +240,7 @@ def fig_curves(
     stopped_x: list[float] = []
     stopped_y: list[float] = []
     # one LineCollection per status: hundreds of curves draw as fast as a few
-    styles = {
+    styles: dict[str, dict[str, Any]] = {
         "succeeded": {"colors": "#7f8fa6", "linewidths": 0.9, "alpha": 0.55},
         "stopped": {"colors": STATUS_COLORS["stopped"], "linewidths": 0.9, "alpha": 0.7},
         "failed": {
@@ -262,8 +263,19 @@ def fig_curves(
             stopped_x.append(pts[-1][0])
             stopped_y.append(pts[-1][1])
     for name, segments in groups.items():
-        if segments:
-            ax.add_collection(LineCollection(segments, **styles[name]))  # type: ignore[arg-type]
+        lines = [seg for seg in segments if len(seg) > 1]
+        if lines:
+            ax.add_collection(LineCollection(lines, **styles[name]))
+        dots = [seg[0] for seg in segments if len(seg) == 1]
+        if dots:  # one report only (a first Hyperband rung): a dot, not an invisible line
+            ax.scatter(
+                [x for x, _ in dots],
+                [y for _, y in dots],
+                s=10,
+                color=styles[name]["colors"],
+                alpha=min(1.0, float(styles[name]["alpha"]) + 0.2),
+                zorder=3,
+            )
     ax.autoscale_view()
     if stopped_x:
         ax.scatter(
@@ -532,6 +544,8 @@ def fig_importance(importance: Importance) -> Figure:
 
 
 def fig_rungs(points: Sequence[Mapping[str, Any]], objective: Objective | None) -> Figure | str:
+    from matplotlib.collections import LineCollection
+
     valued = [p for p in points if p["value"] is not None]
     if objective is None or not valued:
         return "no experiment of a bracket has a value yet"
@@ -545,19 +559,30 @@ def fig_rungs(points: Sequence[Mapping[str, Any]], objective: Objective | None) 
         ax = axes[k // cols][k % cols]
         _style(ax)
         mine = [p for p in valued if p["bracket"] == b]
-        by_config: dict[str, list[Mapping[str, Any]]] = {}
-        for p in mine:
-            by_config.setdefault(p["config_key"], []).append(p)
-        for chain in by_config.values():
-            chain = sorted(chain, key=lambda p: p["rung"])
-            if len(chain) > 1:
-                ax.plot(
-                    [p["resource"] if use_resource else p["rung"] for p in chain],
-                    [p["value"] for p in chain],
-                    color="#9aa5b1",
-                    linewidth=0.8,
-                    zorder=2,
+
+        def x_of(p: Mapping[str, Any]) -> float:
+            return float(p["resource"] if use_resource else p["rung"])
+
+        edges = []
+        if any(p.get("promoted_from") is not None for p in points):
+            # the searcher recorded each promotion: link the experiment it continued
+            by_id = {p["id"]: p for p in mine}
+            for p in mine:
+                parent = by_id.get(p.get("promoted_from"))
+                if parent is not None:
+                    edges.append([(x_of(parent), parent["value"]), (x_of(p), p["value"])])
+        else:  # otherwise the same configuration on consecutive rungs of a bracket
+            by_config: dict[str, list[Mapping[str, Any]]] = {}
+            for p in mine:
+                by_config.setdefault(p["config_key"], []).append(p)
+            for chain in by_config.values():
+                chain = sorted(chain, key=lambda p: p["rung"])
+                edges.extend(
+                    [(x_of(a), a["value"]), (x_of(b), b["value"])]
+                    for a, b in itertools.pairwise(chain)
                 )
+        if edges:
+            ax.add_collection(LineCollection(edges, colors="#9aa5b1", linewidths=0.8, zorder=2))
         for status in ("succeeded", "stopped", "failed", "running"):
             sel = [p for p in mine if p["status"] == status]
             if sel:

@@ -697,7 +697,8 @@ def rung_points(
     experiments: Sequence[Experiment], objective: Objective | None
 ) -> list[dict[str, Any]]:
     """The experiments of a Hyperband/ASHA group as points (bracket, rung, resource, value,
-    status, configuration key); empty when no experiment carries ``meta.rung``."""
+    status, configuration key, the experiment it was promoted from when the searcher recorded
+    ``meta.promoted_from``); empty when no experiment carries ``meta.rung``."""
     out = []
     for e in experiments:
         rung = e.meta.get("rung")
@@ -715,6 +716,7 @@ def rung_points(
                 "value": objective.value(e) if objective else None,
                 "status": e.status.value,
                 "config_key": _key(e.config),
+                "promoted_from": e.meta.get("promoted_from"),
             }
         )
     return out
