@@ -164,19 +164,25 @@ def check(
 
 @contextmanager
 def _signals(driver: Driver) -> Iterator[None]:
-    """Ctrl-C and SIGTERM ask the driver to stop cleanly (a second Ctrl-C still stops it)."""
+    """Ctrl-C, SIGTERM and SIGHUP (the terminal closed) ask the driver to stop cleanly: running
+    experiments get SIGTERM and the stop grace, and are recorded as interrupted (resume reruns
+    them). A second one of these signals forces a fast exit: no grace, the experiments' process
+    groups are KILLed at once and still recorded as interrupted."""
 
     def handler(signum: int, frame: Any) -> None:
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        driver.request_stop(f"{name} received")
+        if driver.stop_requested:
+            driver.force_stop(f"{name} received again")
+        else:
+            driver.request_stop(f"{name} received")
 
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {signum: signal.signal(signum, handler) for signum in handled}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        for signum, previous in old.items():
+            signal.signal(signum, previous)
 
 
 def _drive(store: GroupStore, quiet: bool, as_json: bool, overrides: dict[str, Any]) -> None:

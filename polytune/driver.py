@@ -317,6 +317,7 @@ class Driver:
         self._summaries: dict[int, MetricSummary] = {}
         self._last_save: dict[int, float] = {}
         self._stop_reason: str | None = None
+        self._force_stop = False
         self._stopping: dict[int, str] = {}
         # ``only``: run just these experiments (``polytune restart``); the group's state is not
         # changed and the searcher is not asked for more.
@@ -342,6 +343,22 @@ class Driver:
         """Ask the loop to stop (safe to call from a signal handler)."""
         if self._stop_reason is None:
             self._stop_reason = reason
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_reason is not None
+
+    def force_stop(self, reason: str) -> None:
+        """Stop now, without the grace period (a second Ctrl-C): every running experiment's
+        process group is KILLed at once and, like after a polite stop, recorded as interrupted,
+        so that resume runs it again. Safe to call from a signal handler: it only sets fields
+        and sends signals; the loop records the ends as usual.
+        """
+        self.request_stop(reason)
+        self._force_stop = True
+        for exp_id in self.executor.running():
+            self._stopping.setdefault(exp_id, f"{INTERRUPTED}: {self._stop_reason}")
+            self.executor.stop(exp_id, 0.0)
 
     def experiments(self) -> list[Experiment]:
         return list(self.exps.values())
@@ -747,7 +764,8 @@ class Driver:
             self._stopping.setdefault(
                 exp_id, f"{INTERRUPTED}: {self._stop_reason or 'driver exiting'}"
             )
-        for fin in self.executor.stop_all(self.options.stop_grace):
+        grace = 0.0 if self._force_stop else self.options.stop_grace
+        for fin in self.executor.stop_all(grace):
             self._on_finished(fin)
 
     def stop_experiment(self, exp_id: int, reason: str) -> None:
