@@ -41,8 +41,10 @@ Decisions (DESIGN.md §6 and the points SEMANTICS.md leaves open):
   block is optional.
 * ``hyperopt`` (v1) and ``tpe`` (v2) map to algorithm ``tpe`` with
   ``n_experiments = numRuns * maxIterations`` (``maxIterations`` missing: one iteration of
-  ``numRuns``; Polyaxon's ``tpe`` would iterate without end). ``iterative`` (a custom tuner) is
-  refused.
+  ``numRuns``; Polyaxon's ``tpe`` would iterate without end), capped like random search over
+  a small all-discrete space. polytune's TPE also searches ``pchoice`` (its probabilities are
+  the categorical prior) and date ranges, which Polyaxon refused; ``numInitialRuns`` (both
+  kinds) sets the random start-up trials. ``iterative`` (a custom tuner) is refused.
 * ``mapping``: ``Config.space`` is an empty ``Space`` (the listed dicts are not a product space);
   the dicts are in ``MappingSettings.values``.
 * Random search (and BO's initial trials) over an all-discrete space smaller than the requested
@@ -274,6 +276,7 @@ _V1_MATRIX_KEYS: dict[str, tuple[str, ...]] = {
         "params",
         "numRuns",
         "maxIterations",
+        "numInitialRuns",  # polytune's extension (as for tpe): the random start-up trials
         "algorithm",
         "metric",
         "seed",
@@ -947,12 +950,6 @@ class _Builder:
                         f"cannot search; it supports discrete methods and {', '.join(_BO_METHODS)}"
                         + (" (normal distributions are unbounded)" if "normal" in p.method else ""),
                     )
-            if algorithm == "tpe" and (
-                p.method == "pvalues" or p.method in ("daterange", "datetimerange")
-            ):
-                raise ConfigError(
-                    p.key_path, f"{p.name!r}: the tpe algorithm cannot search {p.method}"
-                )
 
     def _cap_discrete(self, requested: int, path: str, what: str) -> int:
         """An all-discrete space has only so many distinct configurations a random draw can
@@ -1402,7 +1399,10 @@ class _Builder:
         else:  # tpe: polytune's extension in the hptuning layout
             algorithm = "tpe"
             block = self._v0_block(
-                section, path, "tpe", ("n_experiments", "metric", "n_initial_trials", "algorithm")
+                section,
+                path,
+                "tpe",
+                ("n_experiments", "metric", "n_initial_trials", "algorithm", "n_ei_candidates"),
             )
             tpe_path = f"{path}.tpe"
             for required in ("n_experiments", "metric"):
@@ -1417,8 +1417,15 @@ class _Builder:
                 tpe_kwargs["algorithm"] = _enum(
                     block["algorithm"], f"{tpe_path}.algorithm", ("tpe", "rand", "anneal")
                 )
+            if block.get("n_ei_candidates") is not None:
+                tpe_kwargs["n_ei_candidates"] = _int(
+                    block["n_ei_candidates"], f"{tpe_path}.n_ei_candidates", minimum=1
+                )
+            n_path = f"{tpe_path}.n_experiments"
             settings = TPESettings(
-                n_experiments=_int(block["n_experiments"], f"{tpe_path}.n_experiments", minimum=1),
+                n_experiments=self._cap_discrete(
+                    _int(block["n_experiments"], n_path, minimum=1), n_path, "tpe"
+                ),
                 metric=self._metric(block["metric"], f"{tpe_path}.metric"),
                 **tpe_kwargs,
             )
@@ -1788,7 +1795,7 @@ class _Builder:
                 block["numInitialRuns"], f"{path}.numInitialRuns", minimum=1
             )
         return TPESettings(
-            n_experiments=num_runs * iterations,
+            n_experiments=self._cap_discrete(num_runs * iterations, f"{path}.numRuns", kind),
             metric=self._metric(block["metric"], f"{path}.metric"),
             **kwargs,
         )

@@ -86,6 +86,8 @@ class TPESettings:
     metric: MetricSpec
     n_initial_trials: int = 10
     algorithm: Literal["tpe", "rand", "anneal"] = "tpe"
+    #: Candidates drawn from the good-set estimator per suggestion (Bergstra et al.: 24).
+    n_ei_candidates: int = 24
 
 
 AlgorithmSettings = (

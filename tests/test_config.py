@@ -1564,7 +1564,9 @@ def test_bo_accepts_the_four_bounded_distributions_and_rejects_the_rest() -> Non
     )
 
 
-def test_tpe_rejects_pvalues() -> None:
+def test_tpe_accepts_pvalues_and_dates() -> None:
+    # polytune's TPE takes pchoice probabilities as the categorical prior (Polyaxon refused
+    # them) and models date ranges as ordered values.
     doc = {
         "version": 1.1,
         "urlRef": "x",
@@ -1572,10 +1574,13 @@ def test_tpe_rejects_pvalues() -> None:
             "kind": "tpe",
             "numRuns": 3,
             "metric": {"name": "l"},
-            "params": {"a": {"kind": "pchoice", "value": [[1, 0.5], [2, 0.5]]}},
+            "params": {
+                "a": {"kind": "pchoice", "value": [[1, 0.5], [2, 0.5]]},
+                "d": {"kind": "daterange", "value": ["2024-01-01", "2024-02-01", 1]},
+            },
         },
     }
-    assert "matrix.params.a: 'a': the tpe algorithm cannot search pvalues" in error_of(doc)
+    assert from_doc(doc).algorithm == "tpe"
 
 
 # ---------------------------------------------------------------------------------------------
