@@ -185,7 +185,13 @@ def _signals(driver: Driver) -> Iterator[None]:
             signal.signal(signum, previous)
 
 
-def _drive(store: GroupStore, quiet: bool, as_json: bool, overrides: dict[str, Any]) -> None:
+def _drive(
+    store: GroupStore,
+    quiet: bool,
+    as_json: bool,
+    overrides: dict[str, Any],
+    set_aside_damaged: bool = False,
+) -> None:
     """Lock the group, rebuild its config and searcher, and run the driver loop."""
     from polytune.driver import Driver, DriverOptions, load_group_config, options_from
     from polytune.executors.local import LocalExecutor
@@ -194,6 +200,14 @@ def _drive(store: GroupStore, quiet: bool, as_json: bool, overrides: dict[str, A
 
     with store.lock():
         config, group = load_group_config(store)
+        if set_aside_damaged:
+            store.experiments()
+            for damage in store.damage():
+                if damage.exp_id is not None:
+                    moved = store.set_aside(damage.exp_id)
+                    click.echo(
+                        f"set aside experiment {damage.exp_id} ({damage}): {moved}", err=True
+                    )
         opts = dict(group.get("options") or options_from(config, {}))
         opts.update({k: v for k, v in overrides.items() if v is not None})
         if overrides:
@@ -374,6 +388,12 @@ def _config_warnings(config: Any) -> list[str]:
 @workspace_option
 @_with(run_options)
 @_with(early_stop_options)
+@click.option(
+    "--set-aside-damaged",
+    is_flag=True,
+    help="Give up on damaged or missing experiment records: move them to the group's "
+    "set-aside/ folder (files kept) and let the search run their configurations again.",
+)
 def resume(
     group: str | None,
     workspace: str | None,
@@ -384,12 +404,14 @@ def resume(
     as_json: bool,
     stall_timeout: float | None,
     on_early_stop: str | None,
+    set_aside_damaged: bool,
 ) -> None:
     """Continue a group after a stop, Ctrl-C, a crash or a reboot.
 
     Finished experiments are kept and never rerun; experiments that were running are marked
     lost and rerun; the search continues where it was. A group that an early-stopping rule
-    ended is finished: there is nothing to resume.
+    ended is finished: there is nothing to resume. A damaged or missing experiment record
+    stops the resume (it may have finished): restore it, or pass --set-aside-damaged.
     """
     store = _open(group, workspace)
     info = store.read_group()
@@ -410,7 +432,7 @@ def resume(
         "stall_timeout": stall_timeout,
         "on_early_stop": on_early_stop,
     }
-    _drive(store, quiet, as_json, overrides)
+    _drive(store, quiet, as_json, overrides, set_aside_damaged)
 
 
 # ------------------------------------------------------------------------------------------
@@ -422,6 +444,21 @@ def _open(group: str | None, workspace: str | None) -> GroupStore:
     from polytune.store import open_group, resolve_group
 
     return open_group(resolve_group(_workspace(workspace), group))
+
+
+def _open_damaged(
+    group: str | None, workspace: str | None
+) -> tuple[GroupStore, dict[str, Any], list[str]]:
+    """The group's store and ``group.json`` for a reader that must show what it can: a damaged
+    ``group.json`` reads as ``{}`` and is reported as damage instead of failing."""
+    from polytune.errors import StoreError
+    from polytune.store import GroupStore, resolve_group
+
+    store = GroupStore(resolve_group(_workspace(workspace), group))
+    try:
+        return store, store.read_group(), []
+    except StoreError as exc:
+        return store, {"status": "damaged (group.json)"}, [str(exc)]
 
 
 def group_state(store: GroupStore, group: dict[str, Any]) -> str:
@@ -475,8 +512,7 @@ def status(
     from polytune.report import experiment_row, flat_row, objective_of, summarize
     from polytune.stopping import describe_rules
 
-    store = _open(group, workspace)
-    info = store.read_group()
+    store, info, group_damage = _open_damaged(group, workspace)
     info.setdefault("name", store.name)
     experiments = store.experiments()
     objective = objective_of(info)
@@ -491,7 +527,7 @@ def status(
     rung_rows = rung_summary(experiments, objective, planned_rungs(info))
     if rung_rows:  # Hyperband / ASHA: the per-bracket summary
         summary["rungs"] = rung_rows
-    damage = [f"{d.path}: {d.problem}" for d in store.damage()]
+    damage = group_damage + [f"{d.path}: {d.problem}" for d in store.damage()]
     conditions = parse_query(query)
     keys = parse_sort(sort)
     shown = select(experiments, conditions)

@@ -47,7 +47,14 @@ from polytune.metrics import (
 from polytune.model import Config
 from polytune.render import render_command
 from polytune.stopping import Curve, GroupStop
-from polytune.store import STATUS_FILE, GroupStore, create_group, read_command_status
+from polytune.store import (
+    SET_ASIDE_DIR,
+    STATUS_FILE,
+    Damage,
+    GroupStore,
+    create_group,
+    read_command_status,
+)
 
 __all__ = [
     "Driver",
@@ -65,6 +72,9 @@ GROUP_STOPPED = "stopped"
 # An early-stopping rule of the group held (a threshold was reached, too many failures): a
 # normal ending (exit 0), not an interruption; ``resume`` has nothing left to run.
 GROUP_EARLY_STOPPED = "early_stopped"
+#: Longest wait between two reads of the running experiments' metrics when a group threshold or
+#: a per-experiment policy is configured.
+LIVE_POLL = 0.05
 GROUP_FAILED = "failed"
 GROUP_CREATED = "created"
 STOP_FILE = "stop.request"
@@ -337,6 +347,11 @@ class Driver:
         self._early_stop: GroupStop | None = None
         #: running experiment -> (time of its last metric line or output, its output's size)
         self._activity: dict[int, tuple[float, int]] = {}
+        # Live rules act on metric lines as they come: read them at least every LIVE_POLL
+        # seconds (a pread per running experiment), so a stop lands within about a line.
+        self._wait = options.poll_interval
+        if self._thresholds or self._policies:
+            self._wait = min(self._wait, LIVE_POLL)
 
     # ----- public -------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -419,7 +434,7 @@ class Driver:
                     if self._stop_reason is None:
                         break
                     continue
-                for fin in self.executor.wait(self.options.poll_interval):
+                for fin in self.executor.wait(self._wait):
                     self._on_finished(fin)
                 self._read_running_metrics()
                 self.progress.tick(self)
@@ -483,8 +498,15 @@ class Driver:
         is stopped if it still runs; then it ends as its command's status file says when the
         command exited on its own while no driver watched (never run twice, never lost), and
         becomes ``lost`` (to run again) otherwise.
+
+        A damaged or missing record stops the resume (``StoreError``): that experiment may have
+        finished, and rerunning or dropping it on a guess could lose or double a result.
         """
-        for exp in self.store.experiments():
+        history = self.store.experiments()
+        damage = self.store.damage()
+        if damage:
+            raise StoreError(_damage_message(self.store, damage))
+        for exp in history:
             if exp.status is Status.RUNNING:
                 exp = self._settle(exp)
             elif exp.status.is_pending and (launch := self._unrecorded_launch(exp)) is not None:
@@ -940,6 +962,24 @@ def _archive_attempt(exp_dir: Path, attempt: int) -> None:
     target.mkdir(exist_ok=True)
     for n in present:
         shutil.move(str(exp_dir / n), str(target / n))
+
+
+def _damage_message(store: GroupStore, damage: Sequence[Damage]) -> str:
+    shown = "; ".join(
+        (f"experiment {d.exp_id}: " if d.exp_id is not None else "") + str(d) for d in damage[:3]
+    )
+    more = f" (and {len(damage) - 3} more: polytune status {store.name})" if len(damage) > 3 else ""
+    fix = (
+        f"restore them from a backup, or run `polytune resume {store.name} --set-aside-damaged` "
+        f"to move them to {store.path / SET_ASIDE_DIR} (their files are kept) and let the search "
+        "run their configurations again"
+        if all(d.exp_id is not None for d in damage)
+        else "restore it from a backup"
+    )
+    return (
+        f"group {store.name} cannot be resumed: {shown}{more}. polytune will not guess whether "
+        f"a damaged experiment finished; {fix}"
+    )
 
 
 def _runs_experiment(pid: int, exp_dir: Path, attempt: int) -> bool:

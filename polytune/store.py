@@ -75,6 +75,9 @@ POLYAXONFILE = "polyaxonfile.yml"
 LOCK_FILE = ".lock"
 DRIVER_FILE = "driver.json"
 EXPERIMENTS_DIR = "experiments"
+#: Damaged experiments the user chose to give up on (``polytune resume --set-aside-damaged``):
+#: moved here whole, never read again; their ids are known gaps of ``experiments/``.
+SET_ASIDE_DIR = "set-aside"
 RECORD_FILE = "experiment.json"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
@@ -444,6 +447,11 @@ class GroupStore:
             return _read_json_object(str(self.group_file), "group file")
         except FileNotFoundError:
             raise GroupNotFound(f"{self.path} is not a polytune group (no {GROUP_FILE})") from None
+        except StoreError as e:
+            # The seed, options and working directory live only there: no guessing them.
+            raise StoreError(
+                f"{e}; restore it from a backup (`polytune status` still lists the experiments)"
+            ) from e
 
     def write_group(self, data: Mapping[str, Any], durable: bool = True) -> None:
         if durable:
@@ -531,9 +539,62 @@ class GroupStore:
                     kept[exp_id] = ((st.st_ino, st.st_size, st.st_mtime_ns), result)
                 found.append((exp_id, result))
         found.sort(key=lambda t: t[0])
+        damage.extend(self._gaps(found, damage))
         damage.sort(key=lambda d: d.path)
         self._cache, self._damage = kept, damage
         return [exp for _, exp in found]
+
+    def _gaps(self, found: list[tuple[int, Experiment]], damage: list[Damage]) -> list[Damage]:
+        """Missing experiment directories: ids are allocated without gaps (a failed creation
+        does not use one up), so an id below the highest one with no directory was deleted."""
+        known = {exp_id for exp_id, _ in found}
+        known.update(d.exp_id for d in damage if d.exp_id is not None)
+        highest = max(known, default=0)
+        if len(known) == highest:
+            return []
+        set_aside = self.set_aside_ids()
+        return [
+            Damage(
+                f"{self._exps}/{i:06d}",
+                f"experiment directory is missing (experiment {highest} exists)",
+                i,
+            )
+            for i in range(1, highest)
+            if i not in known and i not in set_aside
+        ]
+
+    def set_aside_ids(self) -> set[int]:
+        """The ids of the experiments set aside (see ``SET_ASIDE_DIR``)."""
+        try:
+            names = os.listdir(self.path / SET_ASIDE_DIR)
+        except OSError:
+            return set()
+        return {int(n) for n in names if n.isdigit() and n.isascii()}
+
+    def set_aside(self, exp_id: int) -> Path:
+        """Give up on a damaged or missing experiment: move its directory (all its files) to
+        ``set-aside/`` — or, when it is missing, leave an empty directory there to say the gap is
+        known — so that readers skip it and the search may run its configuration again. The
+        caller holds the driver lock."""
+        target_dir = self.path / SET_ASIDE_DIR
+        target = target_dir / f"{exp_id:06d}"
+        try:
+            target_dir.mkdir(exist_ok=True)
+            if os.path.lexists(target):
+                target = target_dir / f"{exp_id:06d}-{time.time_ns()}"
+            source = self.experiment_dir(exp_id)
+            if os.path.lexists(source):
+                os.rename(source, target)
+            else:
+                target.mkdir()
+        except OSError as e:
+            raise StoreError(
+                f"cannot set experiment {exp_id} aside in {target_dir}: {_reason(e)}"
+            ) from e
+        _fsync_dir(str(target_dir))
+        _fsync_dir(self._exps)
+        self._cache.pop(exp_id, None)
+        return target
 
     def damage(self) -> list[Damage]:
         """The records the last :meth:`experiments` call skipped, and why."""
@@ -592,7 +653,8 @@ class GroupStore:
                         self._remove_stale_new_dir(entry.path, entry.name)
         except OSError as e:
             raise StoreError(f"cannot list {self._exps}: {_reason(e)}") from e
-        return highest
+        # A set-aside id is never given to a new experiment (no two experiments share an id).
+        return max(highest, *self.set_aside_ids(), 0)
 
     @staticmethod
     def _remove_stale_new_dir(path: str, name: str) -> None:
