@@ -502,3 +502,16 @@ def test_e2e_tpe_through_the_cli(tmp_path: Path) -> None:
         (float(x) - 3) ** 2 + 1 for x, _ in configs[0][:4]
     )  # the model phase did not make it worse
     assert len(busy[1]) == 14
+
+
+def test_example_polyaxonfile() -> None:
+    from polytune.config import load
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "tpe.yaml"
+    config = load([path])
+    assert config.algorithm == "tpe" and config.concurrency == 2 and config.seed == 7
+    assert config.settings == TPESettings(30, MetricSpec("accuracy", "maximize"))
+    searcher = make(config)
+    assert isinstance(searcher, TPESearch) and searcher.planned_total() == 30
+    s = searcher.suggest([], rng_for(7, []))
+    assert s is not None and s.meta[PHASE_KEY] == "startup"
