@@ -328,6 +328,7 @@ class Driver:
         self._last_save: dict[int, float] = {}
         self._stop_reason: str | None = None
         self._force_stop = False
+        self._recovered = False  # the history passed the damage check of _recover
         self._stopping: dict[int, str] = {}
         # ``only``: run just these experiments (``polytune restart``); the group's state is not
         # changed and the searcher is not asked for more.
@@ -394,9 +395,20 @@ class Driver:
             return ended
         self.store.start_background_sync()
         try:
-            return self._run()
-        finally:
-            self.store.stop_background_sync()
+            try:
+                return self._run()
+            finally:
+                # Also re-raises a failure of the background fsync thread.
+                self.store.stop_background_sync()
+        except StoreError as exc:
+            if self._recovered:
+                # A write failed mid-run (disk full, I/O error): the running experiments were
+                # stopped (see _run), every record on disk is whole, and resume settles the rest.
+                raise StoreError(
+                    f"{exc}; group {self.store.name} stopped: once that is fixed, continue it "
+                    f"with: polytune resume {self.store.name}"
+                ) from exc
+            raise
 
     def _run(self) -> RunOutcome:
         self._recover()
@@ -506,6 +518,7 @@ class Driver:
         damage = self.store.damage()
         if damage:
             raise StoreError(_damage_message(self.store, damage))
+        self._recovered = True
         for exp in history:
             if exp.status is Status.RUNNING:
                 exp = self._settle(exp)
@@ -959,9 +972,14 @@ def _archive_attempt(exp_dir: Path, attempt: int) -> None:
     present = [n for n in names if (exp_dir / n).exists()]
     if not present:
         return
-    target.mkdir(exist_ok=True)
-    for n in present:
-        shutil.move(str(exp_dir / n), str(target / n))
+    try:
+        target.mkdir(exist_ok=True)
+        for n in present:
+            shutil.move(str(exp_dir / n), str(target / n))
+    except OSError as e:
+        raise StoreError(
+            f"cannot set the files of attempt {attempt} aside in {target}: {e.strerror or e}"
+        ) from e
 
 
 def _damage_message(store: GroupStore, damage: Sequence[Damage]) -> str:

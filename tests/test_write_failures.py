@@ -1,0 +1,140 @@
+"""A disk that fills up or fails during a run: the driver stops with one clear line (exit 1),
+the group stays consistent (every JSON file parses, no process of it is left, nothing is
+recorded that did not happen), and once the disk is fine again `resume` finishes it with each
+configuration run to completion exactly once."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import faults
+import pytest
+from crash_harness import group_processes, unparseable_json
+
+from polytune.config import load
+from polytune.driver import Driver, DriverOptions, NullProgress, new_group
+from polytune.errors import StoreError
+from polytune.executors.local import LocalExecutor
+from polytune.experiment import Status
+from polytune.searchers import make_searcher
+from polytune.store import GroupStore
+
+N = 6
+
+
+def make_group(tmp: Path) -> tuple[Any, GroupStore]:
+    path = tmp / "g.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            version: 1
+            kind: group
+            hptuning:
+              concurrency: 2
+              matrix:
+                x: {{range: [0, {N}, 1]}}
+            polytune:
+              metric: {{name: loss, optimization: minimize}}
+            run:
+              cmd: >-
+                printf '{{"loss": %s}}\\n' {{{{ x }}}} >> "$POLYTUNE_METRICS_FILE" &&
+                echo {{{{ x }}}} >> {tmp}/ledger.txt
+            """
+        )
+    )
+    config = load([path])
+    return config, new_group(config, workspace=tmp / "ws", name="g", stem="g")
+
+
+def drive(config: Any, store: GroupStore) -> None:
+    with store.lock(), LocalExecutor(2) as executor:
+        Driver(
+            store,
+            config,
+            executor,
+            make_searcher(config),
+            seed=1,
+            options=DriverOptions(concurrency=2, stop_grace=1.0),
+            progress=NullProgress(),
+        ).run()
+
+
+def check_consistent_then_resume(tmp: Path, config: Any, store: GroupStore) -> None:
+    assert unparseable_json(store.path) == []
+    assert group_processes(store.path) == []
+    for exp in store.experiments():  # nothing claims success that the command did not report
+        if exp.status is Status.SUCCEEDED:
+            assert str(exp.params["x"]) in (tmp / "ledger.txt").read_text().split()
+    drive(config, store)
+    exps = store.experiments()
+    assert [e.status for e in exps] == [Status.SUCCEEDED] * N
+    assert sorted(e.params["x"] for e in exps) == list(range(N))
+    ledger = Counter((tmp / "ledger.txt").read_text().split())
+    assert ledger == Counter(str(x) for x in range(N))  # each completed exactly once
+
+
+@pytest.mark.parametrize(
+    ("op", "after", "err"),
+    [
+        ("write", 0, errno.ENOSPC),  # the very first record write of the run
+        ("write", 3, errno.ENOSPC),
+        ("write", 9, errno.ENOSPC),
+        ("write", 17, errno.EIO),
+        ("replace", 1, errno.ENOSPC),
+        ("replace", 6, errno.EIO),
+        ("replace", 14, errno.ENOSPC),
+        ("mkdir", 2, errno.ENOSPC),  # a new experiment's directory
+        ("mkdir", 5, errno.EDQUOT),
+        ("fsync", 0, errno.EIO),  # on the background sync thread
+        ("fsync", 4, errno.EIO),
+        ("fsync", 11, errno.EIO),
+    ],
+)
+def test_a_write_failure_stops_the_run_consistently(
+    tmp_path: Path, op: str, after: int, err: int
+) -> None:
+    config, store = make_group(tmp_path)
+    seen = faults.install(str(store.path), op, after, err)
+    try:
+        with pytest.raises(StoreError) as info:
+            drive(config, store)
+    finally:
+        faults.uninstall()
+    assert seen["failed"] >= 1
+    if op == "fsync" and after >= 4:
+        assert "polytune-fsync" in seen["threads"]  # raised on the background sync thread
+    message = str(info.value)
+    assert os.strerror(err) in message and "\n" not in message
+    # (a failure while taking the lock happens before the run: nothing to resume yet)
+    assert "polytune resume g" in message or "driver.json" in message
+    check_consistent_then_resume(tmp_path, config, store)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("op", "after", "err"), [("write", 6, errno.ENOSPC), ("fsync", 8, errno.EIO)]
+)
+def test_the_cli_says_it_in_one_line(tmp_path: Path, op: str, after: int, err: int) -> None:
+    config, store = make_group(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(Path(faults.__file__)), "resume", "g", "--dir", str(tmp_path / "ws")],
+        env={**os.environ, "POLYTUNE_TEST_FAULT": f"{store.path}:{op}:{after}:{err}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    assert os.strerror(err) in lines[0] and "polytune resume g" in lines[0]
+    assert json.loads((store.path / "group.json").read_text())["status"] in ("created", "running")
+    check_consistent_then_resume(tmp_path, config, store)
