@@ -271,22 +271,28 @@ def status_table(
 
 
 def rungs_table(rows: Sequence[Mapping[str, Any]], objective: Objective | None) -> Table:
-    """Hyperband / ASHA per bracket: every rung's resource, planned, created, running, ended,
-    failed and promoted counts, and its best value (``multifidelity.rung_summary``)."""
-    planned = any(r["planned"] is not None for r in rows)
-    table = Table(title="Brackets", title_justify="left", header_style="bold")
-    columns = ["bracket", "rung", "resource", *(["planned"] if planned else [])]
-    columns += ["created", "running", "ended", "failed", "promoted"]
+    """Hyperband / ASHA per bracket: every rung's resource, how many experiments were created
+    (of how many planned), are running, ended, failed and went on to the next rung, and its
+    best value (``multifidelity.rung_summary``). Fits 80 columns."""
+    table = Table(
+        title="Brackets",
+        title_justify="left",
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    columns = ("bracket", "rung", "resource", "created", "running", "ended", "failed", "promoted")
     for c in columns:
         table.add_column(c, justify="right", no_wrap=True)
     table.add_column(f"best {objective.metric}" if objective else "best", justify="right")
     previous = None
     for r in rows:
-        if previous is not None and r["bracket"] != previous:
-            table.add_section()
-        cells = [str(r["bracket"]) if r["bracket"] != previous else ""]
-        cells += [fmt_value(r[c]) for c in columns[1:]]
-        best = "" if r["best"] is None else f"{fmt_value(r['best'])} (#{r['best_id']})"
+        created = str(r["created"]) + ("" if r["planned"] is None else f"/{r['planned']}")
+        cells = [str(r["bracket"]) if r["bracket"] != previous else "", str(r["rung"])]
+        cells += [fmt_value(r["resource"], 10), created]
+        cells += [str(r[c]) for c in ("running", "ended", "failed", "promoted")]
+        best = "" if r["best"] is None else f"{fmt_value(r['best'], 9)} #{r['best_id']}"
         table.add_row(*cells, best)
         previous = r["bracket"]
     return table
