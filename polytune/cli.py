@@ -257,11 +257,15 @@ def _drive(
             executor.close()
         if as_json:
             click.echo(
-                json.dumps(driver_outcome_json(driver, outcome.status), indent=2, default=str)
+                json.dumps(
+                    driver_outcome_json(driver, outcome.status, outcome.reason),
+                    indent=2,
+                    default=str,
+                )
             )
 
 
-def driver_outcome_json(driver: Driver, status: str) -> dict[str, Any]:
+def driver_outcome_json(driver: Driver, status: str, reason: str | None = None) -> dict[str, Any]:
     from polytune.report import experiment_row
 
     best = driver.best()
@@ -269,6 +273,7 @@ def driver_outcome_json(driver: Driver, status: str) -> dict[str, Any]:
         "group": driver.store.name,
         "path": str(driver.store.path),
         "status": status,
+        "reason": reason,
         "counts": driver.counts(),
         "best": experiment_row(best, driver.objective) if best else None,
         "metric": driver.objective.to_json() if driver.objective else None,

@@ -58,11 +58,12 @@ metric line nor output for ``SEC`` seconds is stopped with reason ``stalled (...
   *lower-fidelity observation*. It is ranked like any experiment (a policy stopped it for being
   worse than its peers at that step, so it is rarely the best); :func:`stopped_early` and
   :func:`fidelity` tell it apart.
-* Hyperband / ASHA: the rung does not wait for it (it ended); it must not be promoted (it lost
-  to its peers at a lower resource); its value ranks it within its rung like any other.
-  BO: it is an observation like the others, at its last value: for a metric that improves with
-  training this is pessimistic, which agrees with the verdict that stopped it (the region is
-  worse than its peers), so a searcher needs no special case.
+* Hyperband / ASHA: it has ended, so its rung does not wait for it, and it is ranked for
+  promotion by its last value (``algorithms/multifidelity.promotable``); that value comes from
+  fewer steps than the rung's resource, pessimistic for a metric that improves with training,
+  so it is seldom promoted. BO: an observation like the others, at its last value. Pessimistic
+  agrees with the verdict that stopped it (worse than its peers at the same step), so no
+  searcher needs a special case.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """An experiment that reports a known learning curve (standard library only, starts fast).
 
     curve.py --values 0.9,0.7,0.5 [--metric loss] [--sleep 0.05] [--no-step] [--first-step 1]
-             [--hang] [--chatter] [--fail] [--stamps FILE]
+             [--hang SEC] [--chatter SEC] [--fail] [--x X --fail-for 2,4] [--stamps FILE]
 
 Writes one metric line per value (``{"step": k, "<metric>": v}``, or without ``step`` with
-``--no-step``), sleeping ``--sleep`` seconds *before* each line, then, on request, hangs silently
-(``--hang``), hangs while printing to stdout (``--chatter``), or exits 1 (``--fail``). With
+``--no-step``), sleeping ``--sleep`` seconds *before* each line, then, on request, stays silent
+for ``--hang`` seconds, prints a line to stdout every 0.05 s for ``--chatter`` seconds, and
+exits 1 (``--fail``, or ``--x`` is one of ``--fail-for``). With
 ``--stamps`` it appends ``<id> <start> <end|-> <lines written>`` to FILE on exit or on SIGTERM,
 so a test can see when each experiment ran and how far it got.
 """
@@ -28,9 +29,11 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--no-step", action="store_true")
     parser.add_argument("--first-step", type=int, default=1)
-    parser.add_argument("--hang", action="store_true")
-    parser.add_argument("--chatter", action="store_true")
+    parser.add_argument("--hang", type=float, default=0.0)
+    parser.add_argument("--chatter", type=float, default=0.0)
     parser.add_argument("--fail", action="store_true")
+    parser.add_argument("--x", default=None)
+    parser.add_argument("--fail-for", default="")
     parser.add_argument("--stamps", default=None)
     args = parser.parse_args()
     values = [float(v) for v in args.values.split(",") if v]
@@ -58,12 +61,13 @@ def main() -> None:
         os.write(fd, (json.dumps(record) + "\n").encode())
         written += 1
     os.close(fd)
-    while args.hang or args.chatter:
+    time.sleep(args.hang)
+    until = time.monotonic() + args.chatter
+    while time.monotonic() < until:
         time.sleep(0.05)
-        if args.chatter:
-            print("still working", flush=True)
+        print("still working", flush=True)
     stamp(str(time.time()))
-    if args.fail:
+    if args.fail or (args.x is not None and args.x in args.fail_for.split(",")):
         sys.exit(1)
 
 
