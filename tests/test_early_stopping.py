@@ -218,6 +218,9 @@ def test_median_stops_only_the_bad_curve_at_the_first_evaluated_step(tmp_path: P
     assert exps["bad"].metric_lines == 2 and stopped_early(exps["bad"])
     assert [exps[k].status for k in ("a", "b", "late")] == [Status.SUCCEEDED] * 3
     assert exps["late"].metric_lines == 5
+    # grid: the stopped point is finished; a resume runs nothing again
+    _, ex2, again = drive(store, curves)
+    assert ex2.starts == [] and again.status == "done"
 
 
 def test_policy_waits_for_min_samples_and_evaluation_interval(tmp_path: Path) -> None:
@@ -565,3 +568,45 @@ def test_restart_of_one_experiment_applies_no_group_rule(tmp_path: Path) -> None
     d.run()
     assert store.get(new.id).status is Status.SUCCEEDED
     assert open_group(store.path).read_group()["status"] == "early_stopped"
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-fidelity and model-based searchers take stopped experiments as observations (item 5)
+# ---------------------------------------------------------------------------------------------
+
+FAMILY = {f"n{i:02d}": Script([1.0 + (5.0 if i % 3 == 2 else i / 100)] * 4) for i in range(20)}
+
+
+def test_hyperband_with_a_policy_completes_its_schedule(tmp_path: Path) -> None:
+    """A stopped experiment has ended: its rung does not wait for it, and the schedule runs to
+    the end (nothing deadlocks, nothing is rerun)."""
+    algorithm = (
+        "hyperband: {max_iter: 9, eta: 3, resource: {name: epochs, type: int}, "
+        "metric: {name: loss, optimization: minimize}}"
+    )
+    store, _config = group(tmp_path, FAMILY, rules=MEDIAN, concurrency=2, algorithm=algorithm)
+    driver, _ex, outcome = drive(store, FAMILY, concurrency=2)
+    assert outcome.status == "done"
+    exps = store.experiments()
+    assert len(exps) == driver.planned_total
+    stopped = [e for e in exps if e.status is Status.STOPPED]
+    assert stopped and all(stopped_early(e) for e in stopped)
+    assert all(e.status in (Status.SUCCEEDED, Status.STOPPED) for e in exps)
+    _, ex2, again = drive(store, FAMILY, concurrency=2)
+    assert ex2.starts == [] and again.status == "done"
+
+
+def test_bo_takes_stopped_experiments_as_observations(tmp_path: Path) -> None:
+    pytest.importorskip("scipy")
+    algorithm = (
+        "bo: {n_initial_trials: 4, n_iterations: 3, metric: {name: loss, optimization: minimize}, "
+        "utility_function: {acquisition_function: ei, eps: 0.0, "
+        "gaussian_process: {kernel: matern, nu: 2.5, n_restarts_optimizer: 0}}}"
+    )
+    store, _ = group(tmp_path, FAMILY, rules=MEDIAN, concurrency=2, algorithm=algorithm)
+    _, _ex, outcome = drive(store, FAMILY, concurrency=2)
+    assert outcome.status == "done"
+    exps = store.experiments()
+    assert len(exps) == 7
+    assert any(stopped_early(e) for e in exps)
+    assert len({e.config["c"] for e in exps}) == 7
