@@ -383,9 +383,79 @@ def _patch_resolvers() -> None:
 _patch_resolvers()
 
 
+def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None, None, f"the tag {node.tag!r} builds a value that is not plain JSON", node.start_mark
+    )
+
+
+# Params are plain JSON values (DESIGN §1.5): bytes and sets are refused at the boundary.
+for _tag in ("binary", "set"):
+    _SafeLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
+
+#: The most nodes a document may hold once its aliases are expanded. YAML aliases let a few
+#: hundred bytes stand for billions of values ("billion laughs"); real polyaxonfiles hold a few
+#: hundred nodes.
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """The number of nodes of the document once aliases are expanded (an alias counts as its
+    whole target), stopping early above ``MAX_YAML_NODES``; ``-1`` for a recursive alias."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        if closing:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_YAML_NODES:
+                return sizes[key]
+            continue
+        if key in sizes:
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                return -1
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.load`` with the safe loader, refusing alias bombs and recursive aliases before
+    anything is built (``yaml.YAMLError``)."""
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node)
+        if size < 0:
+            raise yaml.YAMLError("a recursive alias (a value that contains itself)")
+        if size > MAX_YAML_NODES:
+            raise yaml.YAMLError(
+                f"the document expands to more than {MAX_YAML_NODES:,} values "
+                "(aliases repeating aliases?)"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _parse_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.load(text, Loader=_SafeLoader)
+        return _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -491,7 +561,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not _NAME_RE.match(name):
         raise ConfigError(f"-P {name}", "is not a valid param name", name)
     try:
-        value = yaml.load(raw, Loader=_SafeLoader)
+        value = _load_yaml(raw)
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
         raise ConfigError(
             f"-P {name}", "the value is not valid YAML; quote it (-P 'name=\"...\"')", raw

@@ -11,6 +11,10 @@ summary (last / min / max per metric) that the store records in ``experiment.jso
   is dropped while the line's metrics are kept. ``step`` is never a metric itself.
 * A line that is not a JSON object (blank, truncated, binary garbage, an array, a nesting bomb)
   or that carries no metric at all is skipped: parsing never raises.
+* Bounds, so that a runaway script cannot bloat the record the driver rewrites: a name longer
+  than ``MAX_NAME_LENGTH`` characters is dropped, and an experiment keeps at most
+  ``MAX_METRICS`` distinct metric names (later new names are dropped); lines longer than the
+  reader's ``max_line_bytes`` (1 MiB) are skipped whole.
 
 **stdout lines** (optional scraping, :func:`parse_stdout_line`), deliberately conservative so
 that ordinary log output is never mistaken for metrics:
@@ -41,6 +45,8 @@ from typing import Any
 from polytune.experiment import Experiment
 
 __all__ = [
+    "MAX_METRICS",
+    "MAX_NAME_LENGTH",
     "STEP",
     "MetricSummary",
     "MetricsReader",
@@ -56,6 +62,8 @@ __all__ = [
 ]
 
 STEP = "step"
+MAX_NAME_LENGTH = 200
+MAX_METRICS = 500
 #: One parsed line: metric name → float value, plus ``"step"`` → int when the line gave one.
 Record = dict[str, float]
 
@@ -95,7 +103,7 @@ def _step_value(value: Any) -> int | None:
 def _clean(obj: Mapping[Any, Any]) -> Record | None:
     record: Record = {}
     for key, value in obj.items():
-        if key == STEP or not isinstance(key, str) or not key:
+        if key == STEP or not isinstance(key, str) or not key or len(key) > MAX_NAME_LENGTH:
             continue
         f = _metric_value(value)
         if f is not None:
@@ -314,7 +322,7 @@ def update(summary: MetricSummary, records: Iterable[Mapping[str, Any]]) -> Metr
             if key == STEP:
                 continue
             f = _metric_value(value)
-            if f is None:
+            if f is None or (key not in last and len(last) >= MAX_METRICS):
                 continue
             last[key] = f
             old = lo.get(key)
