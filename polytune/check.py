@@ -319,7 +319,7 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         bo = report["bo"]
         console.print(
             Text(
-                f"Bayesian optimization: {bo['initial_trials']} random initial trials, then "
+                f"Bayesian optimization: {bo['initial_trials']} quasi-random (Sobol) initial trials, then "
                 f"{bo['iterations']} guided iterations ({bo['total_experiments']} experiments)"
             )
         )

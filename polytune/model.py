@@ -72,7 +72,7 @@ class BOSettings:
     acquisition_function: Literal["ucb", "ei", "poi"] = "ei"
     kappa: float = 2.576
     eps: float = 0.0
-    n_warmup: int = 10000
+    n_warmup: int = 2048  # quasi-random candidates per suggestion (Optuna: 2048; 10000 broke the latency budget)
     n_iter: int = 10
     kernel: Literal["matern", "rbf"] = "matern"
     length_scale: float = 1.0
@@ -155,6 +155,12 @@ class PolytuneSettings:
     max_restarts: int = 0
     stop_grace: float = 10.0
     executor: str = "local"
+    #: Dask executor: the scheduler's address (``tcp://HOST:PORT``) or its scheduler file.
+    scheduler: str | None = None
+    scheduler_file: str | None = None
+    #: GPU slots (local executor): device ids handed out as ``CUDA_VISIBLE_DEVICES``.
+    gpus: tuple[str, ...] = ()
+    gpus_per_experiment: int = 1
     env: Mapping[str, str] = field(default_factory=dict)
     stdout_metrics: bool = False
     #: Seconds an experiment may go without a new metric line or output (None: no limit).

@@ -11,13 +11,17 @@ The loop, per suggestion (``suggest(history, rng)``; the driver calls it wheneve
    space; its scramble seed is drawn from the rng once and kept in every suggestion's meta
    (``bo_sobol_seed``), so the whole initial design is one low-discrepancy sequence.
 3. Otherwise fit the GP (``_gp.py``) to the observations in the unit box (``_encoding.py``):
-   targets are the lower-is-better score, standardized; failures get the worst observed target
-   (the region that crashed is not worth revisiting, and the model never sees NaN); hyper-
-   parameters by MAP with restarts (below).
+   targets are the lower-is-better score, standardized and Yeo–Johnson transformed
+   (``_yeo_johnson``: tames heavy tails); failures get the worst observed target (the region
+   that crashed is not worth revisiting, and the model never sees NaN); hyperparameters by MAP
+   with restarts (below).
 4. Pending experiments become *kriging-believer* fantasies: the GP is conditioned, with the same
    hyperparameters, on its own posterior mean at each pending point. The mean does not move, the
    uncertainty there collapses, so the acquisition looks elsewhere — every concurrency slot gets
    a distinct, informative point as soon as it frees (Polyaxon ran one BO experiment at a time).
+   Constant liars (every pending point told the best, or the worst, target so far) were measured
+   too and did much worse at concurrency 4 (benchmarks/README.md): "best" herds the batch into
+   one spot, "worst" pushes it away from the promising one.
 5. Maximize the acquisition (``_acquisition.py``) over configurations neither observed nor
    running (never a repeat) and return the best.
 
@@ -50,6 +54,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import optimize
 from scipy.stats import qmc
 
 from polytune.algorithms._acquisition import Acquisition, maximize
@@ -66,9 +71,7 @@ FloatArray = npt.NDArray[np.float64]
 SOBOL_KEY = "bo_sobol_seed"
 GP_KEY = "bo_gp"
 PHASE_KEY = "bo_phase"
-N_POLISH = 2
-Y_TRANSFORM = "standardize"
-LIAR = "believer"
+Y_TRANSFORM = "yeo-johnson"  # or "standardize" (benchmarks/README.md compares them)
 
 
 def make(config: Config) -> BayesianSearch:
@@ -137,8 +140,8 @@ class BayesianSearch:
         model = gp
         if pending:
             Xp = self.encoder.encode_many([e.config for e in pending])
-            mean, _ = gp.predict(Xp)
-            model = gp.condition(Xp, mean)
+            believed, _ = gp.predict(Xp)
+            model = gp.condition(Xp, believed)
         s = self.settings
         acq = Acquisition(model, s.acquisition_function, incumbent, kappa=s.kappa, eps=s.eps)
         order = np.argsort(gp.y[: len(observed)], kind="stable")[:5]
@@ -214,19 +217,8 @@ class BayesianSearch:
         enc = self.encoder
         scores = np.array([s for _, s in observed], dtype=np.float64)
         y = _standardize(scores)
-        if Y_TRANSFORM == "yeo-johnson" and len(y) >= 3 and np.ptp(y) > 0:
-            import warnings
-
-            from scipy import stats
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    yt, _ = stats.yeojohnson(y)
-                    if np.all(np.isfinite(yt)):
-                        y = _standardize(np.asarray(yt, dtype=np.float64))
-                except (ValueError, FloatingPointError):
-                    pass
+        if Y_TRANSFORM == "yeo-johnson":
+            y = _yeo_johnson(y)
         X = enc.encode_many([e.config for e, _ in observed])
         if failed:
             X = np.vstack([X, enc.encode_many([e.config for e in failed])])
@@ -239,7 +231,9 @@ class BayesianSearch:
             starts.append(warm)
         for _ in range(int(self.settings.n_restarts_optimizer)):
             starts.append(base + rng.normal(0.0, 1.0, size=base.shape))
-        gp = fit_gp(X, y, self.kernel, starts, n_optimize=N_POLISH)
+        # Polishing costs one factorization per step: two starts while that is cheap, then the
+        # best-scored one (usually the warm start, which converges in a few steps).
+        gp = fit_gp(X, y, self.kernel, starts, n_optimize=2 if len(y) <= 100 else 1)
         mean, _ = gp.predict(X[: len(observed)])
         return gp, float(mean.min())
 
@@ -249,6 +243,46 @@ def _standardize(v: FloatArray) -> FloatArray:
     if not math.isfinite(sd) or sd <= 0.0:
         sd = 1.0
     return (v - mu) / sd
+
+
+def _yj(y: FloatArray, lam: float) -> FloatArray:
+    pos = y >= 0.0
+    out = np.empty_like(y)
+    if abs(lam) > 1e-8:
+        out[pos] = np.expm1(lam * np.log1p(y[pos])) / lam
+    else:
+        out[pos] = np.log1p(y[pos])
+    if abs(lam - 2.0) > 1e-8:
+        out[~pos] = -np.expm1((2.0 - lam) * np.log1p(-y[~pos])) / (2.0 - lam)
+    else:
+        out[~pos] = -np.log1p(-y[~pos])
+    return out
+
+
+def _yeo_johnson(y: FloatArray) -> FloatArray:
+    """Yeo–Johnson power transform with the maximum-likelihood λ in [-2, 4], standardized again.
+
+    Losses are often heavy-tailed (a diverged run, Rosenbrock's 1e5 next to 1): a GP on raw
+    z-scores spends its length scales explaining the outliers. The transform is monotone, so
+    the best point stays the best (HEBO, Cowen-Rivers et al. 2022, found it the most useful
+    single change to a GP optimizer). λ is bounded so that a few points cannot pick an extreme
+    warp; the likelihood is Yeo & Johnson's (2000) profile log-likelihood. Falls back to ``y``
+    when the fit fails."""
+    if len(y) < 3 or float(np.ptp(y)) <= 0.0:
+        return y
+    log_jac = float(np.sum(np.sign(y) * np.log1p(np.abs(y))))
+
+    def negative_llf(lam: float) -> float:
+        var = float(np.var(_yj(y, lam)))
+        if not math.isfinite(var) or var <= 0.0:
+            return math.inf
+        return 0.5 * len(y) * math.log(var) - (lam - 1.0) * log_jac
+
+    res = optimize.minimize_scalar(negative_llf, bounds=(-2.0, 4.0), method="bounded")
+    yt = _yj(y, float(res.x))
+    if not np.all(np.isfinite(yt)) or float(np.ptp(yt)) <= 0.0:
+        return y
+    return _standardize(yt)
 
 
 def _warm_start(history: Sequence[Experiment], width: int) -> FloatArray | None:
