@@ -506,3 +506,25 @@ def test_status_summary_rows(tmp_path: Path) -> None:
     best = min(driver.experiments(), key=lambda e: e.metrics["loss"])
     assert any(r["best_id"] == best.id for r in rows)
     assert math.isclose(min(r["best"] for r in rows), best.metrics["loss"])
+
+
+def test_memos_never_change_an_answer() -> None:
+    """The searchers remember folds and rankings between calls (speed); a searcher that has seen
+    other histories answers exactly like a fresh one, on every prefix of a history."""
+    from polytune.algorithms.asha import ASHA
+    from polytune.model import ASHASettings
+
+    space = make_space(MATRIX)
+    asha = ASHASettings(1, 27, 3, "epochs", "int", MetricSpec("loss", "minimize"), 40)
+    for build in (lambda: Hyperband(space, settings(27, 3)), lambda: ASHA(space, asha)):
+        used = build()
+        simulate(used, concurrency=3, seed=1)
+        history = simulate(build(), concurrency=4, seed=2)
+        for n in (0, 5, 40, len(history) // 2, len(history)):
+            for prefix in (history[:n], [e.with_(status=Status.RUNNING) for e in history[:n]]):
+                a = used.suggest(prefix, rng_for(2, prefix))
+                b = build().suggest(prefix, rng_for(2, prefix))
+                assert (a and (a.config, a.meta, a.outputs_from)) == (
+                    b and (b.config, b.meta, b.outputs_from)
+                )
+                assert used.is_finished(prefix) == build().is_finished(prefix)

@@ -92,6 +92,9 @@ class ASHA:
             settings.min_resource, settings.max_resource, settings.eta, settings.resource_type
         )
         self._random = RandomSearch(space, settings.n_experiments)
+        # Memos that only skip work (the answers are those of the full computation).
+        self._index = mf.RungIndex()
+        self._rung_cache = mf.RungCache(self.objective)
 
     def planned_total(self) -> int | None:
         """Unknown up-front: promotions depend on the results."""
@@ -140,25 +143,26 @@ class ASHA:
         }
 
     def _rungs(self, history: Sequence[Experiment]) -> list[list[Experiment]]:
-        rungs: list[list[Experiment]] = [[] for _ in self.resources]
-        for exp in history:
-            k = mf.meta_int(exp, mf.RUNG)
-            if k is not None and 0 <= k < len(rungs):
-                rungs[k].append(exp)
-        return rungs
+        index = self._index(history)
+        return [index.get((self.BRACKET, k), []) for k in range(len(self.resources))]
 
     def _next(self, history: Sequence[Experiment]) -> _Next:
         rungs = self._rungs(history)
+        states = [self._rung_cache(k, rung) for k, rung in enumerate(rungs)]
         # Top rung first: the configurations closest to R get the next free slot.
         for k in range(len(rungs) - 2, -1, -1):
-            ended = [e for e in rungs[k] if e.status.is_done]
-            best = mf.ranked(ended, self.objective)[: mf.top_count(len(ended), self.settings.eta)]
-            taken = {mf.meta_int(e, mf.PROMOTED_FROM) for e in rungs[k + 1]}
+            ended, ranking = states[k]
+            best = ranking[: mf.top_count(len(ended), self.settings.eta)]
+            if not best:
+                continue
+            taken = self._index.promoted(history)
             for candidate in best:
                 if candidate.id not in taken:
                     return _Next((k + 1, candidate), fresh=False, finished=False)
-        fresh = not self._random.is_finished(rungs[0])
-        waiting = any(not e.status.is_done for rung in rungs for e in rung)
+        fresh = not rungs[0] or not self._random.is_finished(rungs[0])
+        waiting = any(
+            len(ended) < len(rung) for (ended, _), rung in zip(states, rungs, strict=True)
+        )
         return _Next(None, fresh=fresh, finished=not fresh and not waiting)
 
 

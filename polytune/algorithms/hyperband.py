@@ -99,6 +99,9 @@ class Hyperband:
             for j in range(s + 1)
         }
         self._keep = {(s, j): hb.keep(r, eta, s, j) for s in self.brackets for j in range(s)}
+        # Memos that only skip work (the answers are those of the full computation).
+        self._index = mf.RungIndex()
+        self._rungs = mf.RungCache(self.objective)
 
     # ----- the searcher interface ----------------------------------------------------------
     def planned_total(self) -> int:
@@ -168,31 +171,25 @@ class Hyperband:
         )
 
     # ----- where every bracket stands ------------------------------------------------------------
-    def _members(self, history: Sequence[Experiment]) -> dict[tuple[int, int], list[Experiment]]:
-        members: dict[tuple[int, int], list[Experiment]] = {key: [] for key in self._resource}
-        for exp in history:
-            key = (mf.meta_int(exp, mf.BRACKET), mf.meta_int(exp, mf.RUNG))
-            if key in members:
-                members[key].append(exp)
-        return members
-
     def _plan(self, history: Sequence[Experiment]) -> _Plan:
-        members = self._members(history)
+        index = self._index(history)
+        members = {key: index.get(key, []) for key in self._resource}
         promotions: list[_Promote] = []
         fresh: list[_Fresh] = []
         finished = True
         for s in self.brackets:
             rung0 = members[(s, 0)]
-            if not self._random[s].is_finished(rung0):
+            # (an empty rung 0 can always draw: no need to ask random search)
+            if not rung0 or not self._random[s].is_finished(rung0):
                 fresh.append(_Fresh(s, tuple(rung0)))
                 finished = False
                 continue  # rung 0 is not complete: nothing of this bracket can be ranked
             for j in range(s):
                 rung, above = members[(s, j)], members[(s, j + 1)]
-                if not all(e.status.is_done for e in rung):
+                ended, candidates = self._rungs((s, j), rung)
+                if len(ended) < len(rung):
                     finished = False  # waiting for stragglers (or lost ones to rerun)
                     break
-                candidates = mf.ranked(rung, self.objective)
                 target = min(self._keep[(s, j)], len(candidates))
                 if len(above) < target:
                     taken = {mf.meta_int(e, mf.PROMOTED_FROM) for e in above}

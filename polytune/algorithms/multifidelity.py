@@ -29,12 +29,14 @@ the lower id. Failed experiments and those that never reported the metric are ne
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from polytune.algorithms import hyperband_schedule as hb
+from polytune.algorithms._fold import HistoryFold
 from polytune.experiment import Experiment, Objective, Status
 
 __all__ = [
@@ -45,6 +47,8 @@ __all__ = [
     "ROOT",
     "RUNG",
     "SEARCH_SEED",
+    "RungCache",
+    "RungIndex",
     "meta_int",
     "planned_rungs",
     "ranked",
@@ -75,8 +79,9 @@ def meta_int(exp: Experiment, key: str) -> int | None:
 
 def search_seed(history: Sequence[Experiment], rng: np.random.Generator) -> int:
     """The search's seed: recorded by the first experiment, else drawn from ``rng`` (the driver
-    gives the first suggestion ``default_rng([seed, 0])``, so it depends on the group's seed)."""
-    for exp in sorted(history, key=lambda e: e.id):
+    gives the first suggestion ``default_rng([seed, 0])``, so it depends on the group's seed).
+    Every experiment of the search records the same seed, so the first one found is it."""
+    for exp in history:
         seed = meta_int(exp, SEARCH_SEED)
         if seed is not None:
             return seed
@@ -100,6 +105,98 @@ def ranked(experiments: Sequence[Experiment], objective: Objective) -> list[Expe
     scored = [(objective.score(e), e.id, e) for e in experiments if promotable(e, objective)]
     scored.sort(key=lambda t: (t[0], t[1]))
     return [e for _, _, e in scored]
+
+
+class _Positions:
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_rung: dict[tuple[int, int], list[int]] = {}
+        self.promoted: set[int] = set()
+
+
+class RungIndex:
+    """Which experiments of the history are on each (bracket, rung), folded incrementally.
+
+    A bracket and rung are recorded when an experiment is created and never change, and the
+    history only grows (``_fold``), so only the new tail is read on each call: the positions
+    are remembered, the experiments themselves (whose status and metrics do change) are taken
+    from the history given.
+    """
+
+    def __init__(self) -> None:
+        self._fold = HistoryFold(_Positions, self._step)
+
+    @staticmethod
+    def _step(state: _Positions, exp: Experiment) -> None:
+        bracket, rung = meta_int(exp, BRACKET), meta_int(exp, RUNG)
+        if bracket is not None and rung is not None:
+            state.by_rung.setdefault((bracket, rung), []).append(state.count)
+            parent = meta_int(exp, PROMOTED_FROM)
+            if parent is not None:
+                state.promoted.add(parent)
+        state.count += 1
+
+    def __call__(self, history: Sequence[Experiment]) -> dict[tuple[int, int], list[Experiment]]:
+        state = self._fold(history)
+        return {key: [history[i] for i in pos] for key, pos in state.by_rung.items()}
+
+    def promoted(self, history: Sequence[Experiment]) -> set[int]:
+        """The ids of the experiments some experiment was promoted from (shared: read only)."""
+        return self._fold(history).promoted
+
+
+class RungCache:
+    """A rung's ended experiments and their ranking (``ranked``), updated incrementally.
+
+    Records are frozen and the driver replaces one whenever it changes, so a record object seen
+    before (compared by identity: cheap, and exact for any history) has the same status and
+    score: only new or replaced records are looked at again, and a finished rung costs a
+    C-speed identity check per call instead of a re-ranking.
+    """
+
+    def __init__(self, objective: Objective) -> None:
+        self.objective = objective
+        self._memo: dict[Hashable, _RungMemo] = {}
+
+    def __call__(
+        self, key: Hashable, experiments: Sequence[Experiment]
+    ) -> tuple[list[Experiment], list[Experiment]]:
+        """(the experiments that ended, ``ranked`` of them)."""
+        memo = self._memo.get(key)
+        same = memo is not None and len(memo.seen) == len(experiments)
+        if memo is not None and same and all(map(operator.is_, memo.seen, experiments)):
+            return memo.ended, memo.ranking
+        old = memo or _RungMemo()
+        info: list[tuple[bool, float | None]] = []
+        for i, exp in enumerate(experiments):
+            if i < len(old.seen) and old.seen[i] is exp:
+                info.append(old.info[i])
+            else:
+                score = self.objective.score(exp) if promotable(exp, self.objective) else None
+                info.append((exp.status.is_done, score))
+        ended = [e for e, (done, _) in zip(experiments, info, strict=True) if done]
+        order = sorted(
+            (score, e.id, i)
+            for i, (e, (_, score)) in enumerate(zip(experiments, info, strict=True))
+            if score is not None
+        )
+        new = _RungMemo(list(experiments), info, ended, [experiments[i] for _, _, i in order])
+        self._memo[key] = new
+        return new.ended, new.ranking
+
+
+class _RungMemo:
+    def __init__(
+        self,
+        seen: list[Experiment] | None = None,
+        info: list[tuple[bool, float | None]] | None = None,
+        ended: list[Experiment] | None = None,
+        ranking: list[Experiment] | None = None,
+    ) -> None:
+        self.seen = seen or []
+        self.info = info or []
+        self.ended = ended or []
+        self.ranking = ranking or []
 
 
 def top_count(ended: int, eta: float) -> int:
