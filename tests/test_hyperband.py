@@ -528,3 +528,12 @@ def test_memos_never_change_an_answer() -> None:
                     b and (b.config, b.meta, b.outputs_from)
                 )
                 assert used.is_finished(prefix) == build().is_finished(prefix)
+
+
+def test_config_warns_when_int_truncates_a_resource_to_zero(tmp_path: Path) -> None:
+    config = load_text(group_yaml(729), base_dir=tmp_path)
+    assert any(
+        "int() truncates the resource of bracket 6 rung 0 to 0 (0.9999999999999999)" in w
+        for w in config.warnings
+    )
+    assert not any("truncates" in w for w in load_text(group_yaml(81), base_dir=tmp_path).warnings)
