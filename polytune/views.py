@@ -96,6 +96,9 @@ class PlainProgress:
         head = f"[{done}/{self._total(driver)}] experiment {exp.id}"
         if what == "started":
             line = f"{head} started (attempt {exp.attempt}): {params_text(exp.config)}"
+            if "rung" in exp.meta:  # Hyperband / ASHA
+                line += f" [bracket {exp.meta.get('bracket')} rung {exp.meta['rung']}, "
+                line += f"resource {fmt_value(exp.meta.get('resource'))}]"
         else:
             extra = ""
             if driver.objective is not None and (v := driver.objective.value(exp)) is not None:

@@ -503,6 +503,10 @@ def test_status_summary_rows(tmp_path: Path) -> None:
         (0, 0, 3, 3, 3),
     ]
     assert [r["promoted"] for r in rows] == [3, 1, 0, 1, 0, 0]
+    copy = driver.experiments()[-1]
+    copy = copy.with_(id=copy.id + 1, restart_of=copy.id, metrics={"loss": -1.0})
+    again = mf.rung_summary([*driver.experiments(), copy], driver.objective, mf.planned_rungs(info))
+    assert again == rows  # a `polytune restart` copy is not part of the schedule
     best = min(driver.experiments(), key=lambda e: e.metrics["loss"])
     assert any(r["best_id"] == best.id for r in rows)
     assert math.isclose(min(r["best"] for r in rows), best.metrics["loss"])

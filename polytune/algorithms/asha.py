@@ -159,7 +159,9 @@ class ASHA:
             for candidate in best:
                 if candidate.id not in taken:
                     return _Next((k + 1, candidate), fresh=False, finished=False)
-        fresh = not rungs[0] or not self._random.is_finished(rungs[0])
+        # (an empty rung 0 draws if the space has a configuration: no need to probe)
+        random = self._random
+        fresh = random.planned_total() > 0 if not rungs[0] else not random.is_finished(rungs[0])
         waiting = any(
             len(ended) < len(rung) for (ended, _), rung in zip(states, rungs, strict=True)
         )

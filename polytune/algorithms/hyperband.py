@@ -32,7 +32,7 @@ The contract for scripts (``resume: true``): read ``$POLYTUNE_OUTPUTS_PATH``; if
 there, load it and continue training until the resource given on the command line (or in
 ``$POLYTUNE_PARAM_<RESOURCE>``); checkpoint there as you go; report the metric at the end (also
 when the checkpoint already reached the resource, as happens when an experiment is rerun after a
-crash). ``examples/train.py`` and ``examples/sgd.py`` do this.
+crash). ``examples/train.py`` does this.
 
 State: none in memory. The searcher is a function of (settings, history, rng); each experiment's
 ``meta`` records its bracket, rung, resource, the experiment it was promoted from and its chain's
@@ -179,8 +179,9 @@ class Hyperband:
         finished = True
         for s in self.brackets:
             rung0 = members[(s, 0)]
-            # (an empty rung 0 can always draw: no need to ask random search)
-            if not rung0 or not self._random[s].is_finished(rung0):
+            # (an empty rung 0 draws if the space has a configuration: no need to probe)
+            random = self._random[s]
+            if random.planned_total() > 0 if not rung0 else not random.is_finished(rung0):
                 fresh.append(_Fresh(s, tuple(rung0)))
                 finished = False
                 continue  # rung 0 is not complete: nothing of this bracket can be ranked

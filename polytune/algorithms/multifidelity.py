@@ -31,13 +31,14 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from polytune.algorithms import hyperband_schedule as hb
 from polytune.algorithms._fold import HistoryFold
 from polytune.experiment import Experiment, Objective, Status
+
+if TYPE_CHECKING:  # `polytune status` imports this module: it must not pay for numpy
+    import numpy as np
 
 __all__ = [
     "BRACKET",
@@ -232,6 +233,8 @@ def rung_summary(
     rows: dict[tuple[int, int], dict[str, Any]] = {}
     for (bracket, rung), plan in (planned or {}).items():
         rows[(bracket, rung)] = _row(bracket, rung, plan.get("resource"), plan.get("experiments"))
+    # ``polytune restart`` copies (``restart_of``) are outside the schedule, as for the searcher.
+    experiments = [e for e in experiments if e.restart_of is None]
     promoted: set[int] = set()
     for exp in experiments:
         parent = meta_int(exp, PROMOTED_FROM)
