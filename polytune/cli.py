@@ -194,7 +194,7 @@ def _drive(
 ) -> None:
     """Lock the group, rebuild its config and searcher, and run the driver loop."""
     from polytune.driver import Driver, DriverOptions, load_group_config, options_from
-    from polytune.executors.local import LocalExecutor
+    from polytune.executors.factory import executor_settings, make_executor
     from polytune.searchers import make_searcher
     from polytune.views import LiveProgress, PlainProgress
 
@@ -234,7 +234,12 @@ def _drive(
             progress = LiveProgress(console)
         else:
             progress = PlainProgress(console)
-        executor = LocalExecutor(options.concurrency)
+        executor = make_executor(
+            executor_settings(opts, config.polytune, config.base_dir),
+            capacity=options.concurrency,
+            group=store.name,
+            group_dir=store.path,
+        )
         driver = Driver(
             store,
             config,
@@ -304,6 +309,53 @@ run_options = [
 ]
 
 
+executor_options = [
+    click.option(
+        "--executor",
+        type=click.Choice(["local", "dask"]),
+        default=None,
+        help="Where experiments run (default: the file's polytune.executor, else local).",
+    ),
+    click.option(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="Dask scheduler address (implies --executor dask).",
+    ),
+    click.option(
+        "--scheduler-file",
+        type=click.Path(dir_okay=False, resolve_path=True),
+        default=None,
+        help="Dask scheduler file (implies --executor dask).",
+    ),
+    click.option(
+        "--gpus",
+        default=None,
+        metavar="0,1,2,3",
+        help="GPU ids to hand out, gpus_per_experiment (default 1) to each experiment as "
+        "CUDA_VISIBLE_DEVICES (local executor).",
+    ),
+]
+
+
+def _executor_overrides(
+    executor: str | None, scheduler: str | None, scheduler_file: str | None, gpus: str | None
+) -> dict[str, Any]:
+    if gpus is not None:
+        from polytune.executors.gpus import parse_gpus
+
+        try:
+            parse_gpus(gpus)
+        except PolytuneError as exc:
+            raise click.BadParameter(str(exc), param_hint="--gpus") from None
+    return {
+        "executor": executor,
+        "scheduler": scheduler,
+        "scheduler_file": scheduler_file,
+        "gpus": gpus,
+    }
+
+
 early_stop_options = [
     click.option(
         "--stall-timeout",
@@ -338,6 +390,7 @@ def _with(options: list[Callable[..., Any]]) -> Callable[[Callable[..., Any]], C
 @click.option("--seed", type=int, default=None, help="Seed of the search (overrides the file).")
 @_with(run_options)
 @_with(early_stop_options)
+@_with(executor_options)
 def run(
     file: str | None,
     extra_files: tuple[str, ...],
@@ -352,6 +405,10 @@ def run(
     as_json: bool,
     stall_timeout: float | None,
     on_early_stop: str | None,
+    executor: str | None,
+    scheduler: str | None,
+    scheduler_file: str | None,
+    gpus: str | None,
 ) -> None:
     """Run a whole search: polytune run group.yaml"""
     from polytune.config import load
@@ -365,6 +422,7 @@ def run(
         "max_restarts": max_restarts,
         "stall_timeout": stall_timeout,
         "on_early_stop": on_early_stop,
+        **_executor_overrides(executor, scheduler, scheduler_file, gpus),
     }
     store = new_group(
         config,
@@ -393,6 +451,7 @@ def _config_warnings(config: Any) -> list[str]:
 @workspace_option
 @_with(run_options)
 @_with(early_stop_options)
+@_with(executor_options)
 @click.option(
     "--set-aside-damaged",
     is_flag=True,
@@ -409,6 +468,10 @@ def resume(
     as_json: bool,
     stall_timeout: float | None,
     on_early_stop: str | None,
+    executor: str | None,
+    scheduler: str | None,
+    scheduler_file: str | None,
+    gpus: str | None,
     set_aside_damaged: bool,
 ) -> None:
     """Continue a group after a stop, Ctrl-C, a crash or a reboot.
@@ -436,6 +499,7 @@ def resume(
         "max_restarts": max_restarts,
         "stall_timeout": stall_timeout,
         "on_early_stop": on_early_stop,
+        **_executor_overrides(executor, scheduler, scheduler_file, gpus),
     }
     _drive(store, quiet, as_json, overrides, set_aside_damaged)
 

@@ -125,7 +125,7 @@ CONTEXT_NAMES: tuple[str, ...] = (
     "globals.metrics_file",
 )
 
-EXECUTORS: tuple[str, ...] = ("local",)
+EXECUTORS: tuple[str, ...] = ("local", "dask")
 
 # Hyperband with eta close to 1 or an enormous max_iter gives thousands of brackets: refuse.
 MAX_BRACKETS = 64
@@ -879,6 +879,10 @@ class _Builder:
             "max_restarts",
             "stop_grace",
             "executor",
+            "scheduler",
+            "scheduler_file",
+            "gpus",
+            "gpus_per_experiment",
             "env",
             "stdout_metrics",
             "stall_timeout",
@@ -896,6 +900,29 @@ class _Builder:
             section.get("stop_grace", 10.0), f"{path}.stop_grace", allow_zero=True
         )
         executor = _enum(section.get("executor", "local"), f"{path}.executor", EXECUTORS)
+        scheduler = scheduler_file = None
+        if section.get("scheduler") is not None:
+            scheduler = _str(section["scheduler"], f"{path}.scheduler")
+        if section.get("scheduler_file") is not None:
+            scheduler_file = _str(section["scheduler_file"], f"{path}.scheduler_file")
+        gpus: list[str] = []
+        raw_gpus = section.get("gpus")
+        if raw_gpus is not None:
+            if isinstance(raw_gpus, str):
+                raw_gpus = [g.strip() for g in raw_gpus.split(",")]
+            if not isinstance(raw_gpus, list) or any(
+                isinstance(g, bool) or not isinstance(g, int | str) or str(g) == ""
+                for g in raw_gpus
+            ):
+                raise ConfigError(
+                    f"{path}.gpus", "must be a list of device ids like [0, 1]", raw_gpus
+                )
+            gpus = [str(g) for g in raw_gpus]
+            if len(set(gpus)) != len(gpus):
+                raise ConfigError(f"{path}.gpus", "lists a device twice", raw_gpus)
+        gpus_per_experiment = _int(
+            section.get("gpus_per_experiment", 1), f"{path}.gpus_per_experiment", minimum=1
+        )
         env: dict[str, str] = {}
         if section.get("env") is not None:
             raw_env = _mapping(section["env"], f"{path}.env")
@@ -922,6 +949,10 @@ class _Builder:
             max_restarts=max_restarts,
             stop_grace=stop_grace,
             executor=executor,
+            scheduler=scheduler,
+            scheduler_file=scheduler_file,
+            gpus=tuple(gpus),
+            gpus_per_experiment=gpus_per_experiment,
             env=env,
             stdout_metrics=stdout_metrics,
             stall_timeout=stall_timeout,

@@ -35,7 +35,7 @@ import yaml
 from polytune import __version__, procutil, stopping
 from polytune.config import load_text
 from polytune.errors import ConfigError, Interrupted, StoreError
-from polytune.executors.base import Executor, ExecutorError, Finished, LaunchSpec
+from polytune.executors.base import Executor, ExecutorError, Finished, LaunchSpec, Reattachable
 from polytune.experiment import Experiment, Objective, Searcher, Status, Suggestion
 from polytune.metrics import (
     MetricsReader,
@@ -521,7 +521,7 @@ class Driver:
         self._recovered = True
         for exp in history:
             if exp.status is Status.RUNNING:
-                exp = self._settle(exp)
+                exp = self._reattach(exp) or self._settle(exp)
             elif exp.status.is_pending and (launch := self._unrecorded_launch(exp)) is not None:
                 exp = self._settle(*launch)
             elif exp.status is Status.STOPPED and (exp.reason or "").startswith(INTERRUPTED):
@@ -530,6 +530,29 @@ class Driver:
             self.exps[exp.id] = exp
         if self._curves:
             self._load_curves()
+
+    def _reattach(self, exp: Experiment) -> Experiment | None:
+        """Take back an experiment a dead driver left running on an executor whose work
+        outlives the driver (Dask: ``base.Reattachable``); ``None`` when it cannot."""
+        if exp.executor.get("name") != self.executor.name or not isinstance(
+            self.executor, Reattachable
+        ):
+            return None
+        handle = self.executor.reattach(exp.id, exp.attempt, exp.executor)
+        if handle is None:
+            return None
+        self.exps[exp.id] = exp
+        paths = self.store.paths(exp.id)
+        # Read from the start: the summary is rebuilt from every line written so far.
+        self._readers[exp.id] = MetricsReader(paths.metrics)
+        if self.options.stdout_metrics:
+            self._stdout_readers[exp.id] = MetricsReader(paths.stdout, parser=parse_stdout_line)
+        self._summaries[exp.id] = MetricSummary()
+        self._last_save[exp.id] = self.clock()
+        if self.options.stall_timeout is not None:
+            self._activity[exp.id] = (self.clock(), self._output_size(exp.id))
+        self.progress.event(self, exp, "reattached")
+        return exp
 
     def _load_curves(self) -> None:
         """Rebuild the policies' curves of finished experiments from their metrics files (one
@@ -730,6 +753,7 @@ class Driver:
                 "name": self.executor.name,
                 "pgid": handle.pgid,
                 "start_ticks": handle.start_ticks,
+                **handle.extra,
             },
             metrics={},
             metrics_min={},
@@ -760,6 +784,8 @@ class Driver:
         exp = self.exps[fin.exp_id]
         if fin.reason == "stopped":
             status, reason = Status.STOPPED, self._stopping.pop(exp.id, "stopped")
+        elif fin.reason == "lost":
+            status, reason = Status.LOST, "lost: the machine (Dask worker) it ran on went away"
         elif fin.reason == "timeout":
             status, reason = Status.FAILED, f"timeout: ran longer than {self.options.timeout:g} s"
         elif fin.exit_code == 0:
@@ -777,6 +803,13 @@ class Driver:
             attempts=[*exp.attempts, record],
         )
         retry = status is Status.FAILED and exp.attempt <= self.options.max_restarts
+        if status is Status.LOST:
+            # Rerun as a new attempt (LOST is pending), at most max_restarts + 1 times: one
+            # worker loss is always survived; a command that keeps killing its workers fails.
+            lost = sum(1 for a in exp.attempts if a.get("status") == Status.LOST.value)
+            if lost > self.options.max_restarts + 1:
+                status, reason = Status.FAILED, f"{reason} ({lost} times; giving up)"
+                exp = exp.with_(status=status, reason=reason)
         if retry:
             exp = exp.with_(
                 status=Status.CREATED,

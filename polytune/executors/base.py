@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from polytune.errors import PolytuneError
 
@@ -25,11 +25,13 @@ __all__ = [
     "Finished",
     "Handle",
     "LaunchSpec",
+    "Reattachable",
 ]
 
 #: The values of ``Finished.reason``: the command ended on its own ("exited", whatever its exit
-#: code), its time limit ran out ("timeout"), or ``stop``/``stop_all`` ended it ("stopped").
-REASONS = ("exited", "timeout", "stopped")
+#: code), its time limit ran out ("timeout"), ``stop``/``stop_all`` ended it ("stopped"), or the
+#: machine it ran on went away mid-run ("lost": a Dask worker died; the command was killed).
+REASONS = ("exited", "timeout", "stopped", "lost")
 
 
 class ExecutorError(PolytuneError):
@@ -76,6 +78,9 @@ class Handle:
     start_ticks: int | None
     #: ``time.time()`` right after the process started.
     started_at: float
+    #: Executor-specific facts (plain JSON) recorded in ``experiment.executor`` next to the
+    #: name and pgid: the Dask task key, the GPU ids... ``reattach`` gets them back.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,4 +139,22 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release the executor's resources; experiments still running are killed."""
+        ...
+
+
+@runtime_checkable
+class Reattachable(Protocol):
+    """An optional method of executors whose experiments can outlive the driver (Dask).
+
+    ``polytune resume`` calls it for each experiment a dead driver left running whose recorded
+    ``experiment.executor["name"]`` is this executor's name, before it would kill the experiment
+    and mark it lost. Executors without it (the local one) do not reattach: the experiment is
+    settled as before (killed if still running, then lost or recorded from its status file).
+    """
+
+    def reattach(self, exp_id: int, attempt: int, info: Mapping[str, Any]) -> Handle | None:
+        """Take attempt ``attempt`` of experiment ``exp_id`` back if it is still running (or has
+        ended and its result is still held): it then counts as running and its end arrives
+        through ``wait``. ``info`` is the recorded ``experiment.executor``. ``None``: not
+        there any more (settle it as a dead driver's experiment)."""
         ...
