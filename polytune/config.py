@@ -1112,6 +1112,16 @@ class _Builder:
                     f"all-discrete space has only {self.space.size}; brackets draw at most "
                     f"{self.space.size} distinct ones"
                 )
+        if resource_type == "int":
+            # Polyaxon's int() truncation, kept: 729 * 3**-6 is 0.9999999999999999, hence 0.
+            zero = [r for r in hb.schedule(max_iter, eta, "int") if r.resource < 1]
+            if zero:
+                self.warnings.append(
+                    f"{path}: int() truncates the resource of bracket {zero[0].bracket} rung "
+                    f"{zero[0].rung} to {zero[0].resource} "
+                    f"({hb.rung_resource(max_iter, eta, zero[0].bracket, zero[0].rung, 'float')!r}),"
+                    " as Polyaxon did; use resource type float, or a larger max_iter"
+                )
         return HyperbandSettings(
             max_iter=max_iter,
             eta=eta,
@@ -1143,16 +1153,6 @@ class _Builder:
             if len(given) > 1:
                 raise ConfigError(_join(path, given[1]), f"give either {given[0]} or {given[1]}")
             if given and block[given[0]] is not None:
-        if resource_type == "int":
-            # Polyaxon's int() truncation, kept: 729 * 3**-6 is 0.9999999999999999, hence 0.
-            zero = [r for r in hb.schedule(max_iter, eta, "int") if r.resource < 1]
-            if zero:
-                self.warnings.append(
-                    f"{path}: int() truncates the resource of bracket {zero[0].bracket} rung "
-                    f"{zero[0].rung} to {zero[0].resource} "
-                    f"({hb.rung_resource(max_iter, eta, zero[0].bracket, zero[0].rung, 'float')!r}),"
-                    " as Polyaxon did; use resource type float, or a larger max_iter"
-                )
                 values[key] = (_join(path, given[0]), block[given[0]])
         for key in ("min_resource", "max_resource", "resource", "metric", "n_experiments"):
             if key not in values:
