@@ -260,7 +260,7 @@ def test_polyaxon_decode_vectors(shared_dir: Path) -> None:
     assert checked == 6
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(space=spaces(methods=DISCRETE, max_params=3, max_values=8), seed=st.integers(0, 2**16))
 def test_discrete_configurations_round_trip_exactly(space: Space, seed: int) -> None:
     enc = Encoder(space)
@@ -272,7 +272,7 @@ def test_discrete_configurations_round_trip_exactly(space: Space, seed: int) -> 
         assert config_key(enc.decode(enc.encode(config))) == config_key(config)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(space=spaces(methods=BO_METHODS, max_params=4, max_values=8), seed=st.integers(0, 2**16))
 def test_any_point_of_the_box_decodes_to_allowed_values(space: Space, seed: int) -> None:
     enc = Encoder(space)

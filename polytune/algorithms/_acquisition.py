@@ -21,9 +21,11 @@ Maximization (``maximize``), in the order that makes it cheap and never wasteful
    stacked variables optimizes each independently and costs one batched GP prediction per
    step), then q-grids are snapped and each discrete parameter tries its neighbouring values
    (categorical: every value), alternating while anything improves;
-3. the best evaluated configuration that is neither observed nor running wins. A fully discrete
-   space small enough (``ENUMERATE_LIMIT``) is searched exhaustively instead: the best
-   unevaluated configuration, exactly.
+3. the best evaluated configuration that is neither observed nor running wins, and not a near
+   repeat of one either (``_too_close``: within ``MIN_DISTANCE`` length scales; only when every
+   good candidate is one does an exact novelty suffice). A fully discrete space small enough
+   (``ENUMERATE_LIMIT``) is searched exhaustively instead: the best unevaluated configuration,
+   exactly.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = ["Acquisition", "maximize"]
 FloatArray = npt.NDArray[np.float64]
 
 ENUMERATE_LIMIT = 4096
+MIN_DISTANCE = 0.02
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_SQRT_PI_2 = 0.5 * math.log(math.pi / 2.0)
 _INV_SQRT_EPS = 1.0 / math.sqrt(np.finfo(np.float64).eps)
@@ -198,15 +201,35 @@ def _local_search(
 
 
 def _first_new(
-    rows: FloatArray, vals: FloatArray, key: Callable[[FloatArray], str], taken: set[str]
+    rows: FloatArray,
+    vals: FloatArray,
+    key: Callable[[FloatArray], str],
+    taken: set[str],
+    near: Callable[[FloatArray], bool] | None = None,
 ) -> FloatArray | None:
     order = np.argsort(-vals, kind="stable")
     for i in order:
         if not np.isfinite(vals[i]):
             continue
-        if key(rows[i]) not in taken:
+        if (near is None or not near(rows[i])) and key(rows[i]) not in taken:
             return np.asarray(rows[i], dtype=np.float64)
     return None
+
+
+def _too_close(gp: GP, taken_rows: FloatArray) -> Callable[[FloatArray], bool]:
+    """Whether a row is a near-repeat of an observed or running one: within ``MIN_DISTANCE``
+    in the GP's own length scales (prior correlation above 0.9997). Without this rule, EI next
+    to a noise-free incumbent creeps along a step of the objective (``max_features`` 0.9999,
+    0.9998, … of a decision tree), one wasted experiment after another."""
+    if len(taken_rows) == 0:
+        return lambda row: False
+    scale = gp.inv_ls2
+
+    def near(row: FloatArray) -> bool:
+        d = taken_rows - row
+        return bool(np.min((d * d) @ scale) < MIN_DISTANCE**2)
+
+    return near
 
 
 def maximize(
@@ -215,6 +238,7 @@ def maximize(
     rng: np.random.Generator,
     *,
     taken: set[str],
+    taken_rows: FloatArray,
     incumbents: Sequence[FloatArray],
     n_candidates: int,
     n_starts: int,
@@ -253,7 +277,9 @@ def maximize(
     rows, rvals = _local_search(acq, encoder, X[starts])
     allrows = np.vstack([rows, X])
     allvals = np.concatenate([rvals, vals])
-    found = _first_new(allrows, allvals, encoder.key, taken)
+    found = _first_new(allrows, allvals, encoder.key, taken, _too_close(acq.gp, taken_rows))
+    if found is None:  # every good candidate is a near-repeat: take the best exact novelty
+        found = _first_new(allrows, allvals, encoder.key, taken)
     if found is not None:
         return found
     # Everything we looked at is taken (a nearly exhausted space): random feasible points.

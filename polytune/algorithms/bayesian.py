@@ -151,6 +151,7 @@ class BayesianSearch:
             self.encoder,
             rng,
             taken=taken,
+            taken_rows=model.X,
             incumbents=incumbents,
             n_candidates=s.n_warmup,
             n_starts=s.n_iter,
