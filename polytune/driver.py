@@ -25,7 +25,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -782,6 +782,14 @@ class Driver:
         exp = self.exps[fin.exp_id]
         self._absorb_metrics(exp.id, final=True)
         exp = self.exps[fin.exp_id]
+        if fin.reason in ("stopped", "timeout") or fin.exit_code is None:
+            # A stop's TERM can land in the last instants of a command that already ended on
+            # its own (its shell was writing the exit status): it completed, so record how it
+            # exited rather than "stopped" — an interrupted experiment is run again.
+            _, exited, _ = read_command_status(self.store.paths(exp.id).status)
+            if (code := exited.get(exp.attempt)) is not None:
+                self._stopping.pop(exp.id, None)
+                fin = replace(fin, exit_code=code, signal=None, reason="exited")
         if fin.reason == "stopped":
             status, reason = Status.STOPPED, self._stopping.pop(exp.id, "stopped")
         elif fin.reason == "lost":

@@ -16,7 +16,9 @@ import random
 import signal
 import subprocess
 import textwrap
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,10 @@ from crash_harness import crash_loop, group_processes
 
 from polytune.config import load
 from polytune.driver import Driver, DriverOptions, NullProgress, new_group
+from polytune.errors import Interrupted
 from polytune.executors.local import LocalExecutor
 from polytune.experiment import Status
+from polytune.model import CommandTemplate
 from polytune.searchers import make_searcher
 from polytune.store import GroupStore
 
@@ -173,6 +177,41 @@ def test_a_stranger_with_the_recorded_pid_is_left_alone(tmp_path: Path) -> None:
         stranger.wait()
     [done] = store.experiments()
     assert [a["status"] for a in done.attempts] == ["lost", "succeeded"]
+
+
+def test_a_stop_that_lands_after_the_command_exited_keeps_its_result(tmp_path: Path) -> None:
+    """The race a stop can lose: TERM reaches the shell after the command ended on its own,
+    while the shell writes its exit status. Simulated with a command that writes that line and
+    then lingers: the driver must record the exit, not "interrupted" (which would rerun it)."""
+    config, store = grid_group(tmp_path, "[1]")
+    lingering = CommandTemplate(
+        kind="shell",
+        parts=(
+            'printf \'{"loss": 1}\\n\' >> "$POLYTUNE_METRICS_FILE" && '
+            "printf 'exited 1 0\\n' >> \"$POLYTUNE_EXPERIMENT_DIR/command.status\" && sleep 30",
+        ),
+    )
+    config = replace(config, command=lingering)
+    with store.lock(), LocalExecutor(1) as executor:
+        driver = Driver(
+            store,
+            config,
+            executor,
+            make_searcher(config),
+            seed=1,
+            options=DriverOptions(concurrency=1, stop_grace=5.0),
+            progress=NullProgress(),
+        )
+        stopper = threading.Timer(1.5, driver.request_stop, args=("test",))
+        stopper.start()
+        try:
+            with pytest.raises(Interrupted):
+                driver.run()
+        finally:
+            stopper.cancel()
+    [done] = store.experiments()
+    assert done.status is Status.SUCCEEDED and done.exit_code == 0
+    assert done.metrics == {"loss": 1.0}
 
 
 # ----- crash loops with real drivers --------------------------------------------------------
