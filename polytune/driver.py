@@ -283,6 +283,8 @@ class Records(dict[int, Experiment]):
     def __init__(self) -> None:
         super().__init__()
         self.pending: set[int] = set()
+        #: Ids of manual restarts (``polytune restart``), which the searcher does not see.
+        self.restarts: set[int] = set()
 
     def __setitem__(self, key: int, exp: Experiment) -> None:
         super().__setitem__(key, exp)
@@ -290,6 +292,8 @@ class Records(dict[int, Experiment]):
             self.pending.add(key)
         else:
             self.pending.discard(key)
+        if exp.restart_of is not None:
+            self.restarts.add(key)
 
 
 class Driver:
@@ -650,6 +654,8 @@ class Driver:
     # ----- scheduling ---------------------------------------------------------------------
     def _history(self) -> list[Experiment]:
         """What the searcher sees: every experiment it suggested (not manual restarts)."""
+        if not self.exps.restarts:  # the usual case: a plain copy, no per-record test
+            return list(self.exps.values())
         return [e for e in self.exps.values() if e.restart_of is None]
 
     def _suggest(self, hist: list[Experiment]) -> Suggestion | None:

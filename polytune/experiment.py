@@ -116,6 +116,14 @@ class Experiment:
     def from_json(cls, data: Mapping[str, Any]) -> Experiment:
         """Decode a stored record; unknown keys (from newer versions) are ignored."""
         kwargs = dict(data)
+        if kwargs.keys() == _FIELD_NAMES and type(kwargs["id"]) is int:
+            # A complete record as ``to_json`` writes it (the usual case): skip the frozen
+            # dataclass ``__init__`` (one ``object.__setattr__`` per field), a third of the
+            # time ``polytune status`` spends on 10,000 records.
+            kwargs["status"] = Status(kwargs["status"])
+            exp = object.__new__(cls)
+            exp.__dict__.update(kwargs)
+            return exp
         if not _FIELD_NAMES.issuperset(kwargs):
             kwargs = {k: v for k, v in kwargs.items() if k in _FIELD_NAMES}
         kwargs["status"] = Status(kwargs.get("status", "created"))
@@ -141,6 +149,8 @@ class Objective:
     def value(self, exp: Experiment) -> float | None:
         """The decision value: the last reported value of the metric (Polyaxon's rule)."""
         raw = exp.metrics.get(self.metric)
+        if type(raw) is float:  # the usual case, first (status ranks 10,000s of these)
+            return None if raw != raw else raw
         if isinstance(raw, bool) or not isinstance(raw, int | float) or math.isnan(raw):
             return None
         return float(raw)

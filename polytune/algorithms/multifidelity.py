@@ -230,6 +230,10 @@ def rung_summary(
     (``planned_rungs``), brackets in descending order (Hyperband runs the largest first), rungs
     ascending: how many experiments were planned (None: unknown), created, are running, ended,
     failed, were promoted onward, and the best value."""
+    if not planned and not any(
+        isinstance(e.meta, Mapping) and BRACKET in e.meta for e in experiments
+    ):
+        return []  # not a multi-fidelity group: `polytune status` of 10,000 random experiments
     rows: dict[tuple[int, int], dict[str, Any]] = {}
     for (bracket, rung), plan in (planned or {}).items():
         rows[(bracket, rung)] = _row(bracket, rung, plan.get("resource"), plan.get("experiments"))
