@@ -58,7 +58,7 @@ _FILES = {
           concurrency: {concurrency}
           seed: {seed}
           hyperband:
-            max_iter: 9
+            max_iter: {max_iter}
             eta: 3
             resource: {{name: epochs, type: int}}
             metric: {{name: loss, optimization: minimize}}
@@ -119,6 +119,7 @@ def write_group_file(
         max_sleep=max_sleep,
         n_init=max(2, n // 3),
         n_iter=max(1, n - max(2, n // 3)),
+        max_iter=9 if n <= 30 else 27 if n <= 120 else 81,
         ledger=workdir / "ledger.txt",
     )
     path = workdir / f"{kind}.yaml"
@@ -243,6 +244,7 @@ def crash_loop(
     max_delay: float = 1.5,
     max_sleep: float = 0.15,
     concurrency: int = 2,
+    compare: bool = False,
 ) -> Figures:
     """Run the loop and return what happened; ``Figures.problems`` lists every violated
     guarantee (empty when all hold)."""
@@ -292,6 +294,19 @@ def crash_loop(
         if status != "done":
             figures.problems.append(f"final resume ended {status!r}, not 'done'")
     figures.problems.extend(check_group(group_dir, ledger, kind, n, figures))
+    if compare:
+        # The same group run once without a kill: the same experiments (configuration, and for
+        # Hyperband its bracket, rung and resource: no promotion lost or doubled). BO is left
+        # out: its suggestions depend on which results are in when it asks, i.e. on timing.
+        ref_dir = workdir / "reference"
+        ref_dir.mkdir()
+        reference = reference_configs(
+            ref_dir, kind, n=n, concurrency=concurrency, seed=seed, max_sleep=max_sleep
+        )
+        crashed = final_configs(workdir, kind)
+        if sorted(crashed) != sorted(reference):
+            problems = sorted(set(crashed) ^ set(reference))[:5]
+            figures.problems.append(f"differs from an uninterrupted run, e.g. {problems}")
     return figures
 
 
@@ -304,20 +319,28 @@ def check_group(group_dir: Path, ledger: Path, kind: str, n: int, figures: Figur
     succeeded = [r for r in recs if r.get("status") == "succeeded"]
     if kind in ("random", "bo") and (len(recs) != n or len(succeeded) != n):
         problems.append(f"expected {n} succeeded experiments, got {dict(statuses)}")
-    if kind == "hyperband" and statuses.keys() - {"succeeded"}:
-        problems.append(f"every Hyperband experiment must succeed, got {dict(statuses)}")
+    if kind == "hyperband":
+        # (how many: compared with an uninterrupted run, see crash_loop's ``compare``)
+        figures.requested = len(recs)
+        if statuses.keys() - {"succeeded"}:
+            problems.append(f"every Hyperband experiment must succeed, got {dict(statuses)}")
     lines = ledger.read_text().splitlines()
     figures.ledger_lines = len(lines)
-    keys = Counter(line.split()[0] for line in lines)
-    doubled = {k: c for k, c in keys.items() if c > 1}
+    ids = Counter(int(line.split()[1]) for line in lines)
+    doubled = {i: c for i, c in ids.items() if c > 1}
     if doubled:
-        problems.append(f"configurations that ran to completion more than once: {doubled}")
-    recorded = Counter(_key(kind, r) for r in succeeded)
-    if set(keys) != set(recorded):
+        problems.append(f"experiments that ran to completion more than once: {doubled}")
+    if kind != "bo":  # distinct configurations (BO may suggest a point again, on purpose or not)
+        keys = Counter(line.split()[0] for line in lines)
+        doubled_keys = {k: c for k, c in keys.items() if c > 1}
+        if doubled_keys:
+            problems.append(f"configurations that ran to completion twice: {doubled_keys}")
+    recorded = {r["id"] for r in succeeded}
+    if set(ids) != recorded:
         problems.append(
             "ledger and records disagree: completed but not recorded "
-            f"{sorted(set(keys) - set(recorded))}, recorded but never completed "
-            f"{sorted(set(recorded) - set(keys))}"
+            f"{sorted(set(ids) - recorded)}, recorded but never completed "
+            f"{sorted(recorded - set(ids))}"
         )
     for line in lines:
         key, exp_id, attempt = line.split()
@@ -344,15 +367,22 @@ def _key(kind: str, rec: dict[str, Any]) -> str:
 
 
 def reference_configs(workdir: Path, kind: str, **kw: Any) -> list[tuple[str, str]]:
-    """(key, meta) of each experiment of an uninterrupted run of the same group."""
+    """(key, bracket/rung) of each experiment of an uninterrupted run of the same group."""
     path = write_group_file(workdir, kind, **kw)
     proc = cli("run", str(path), "--name", "reference", "--quiet", cwd=workdir)
     if proc.returncode != 0:
         raise AssertionError(proc.stderr)
-    recs = _records(workdir / "polytune-groups" / "reference")
-    return [(_key(kind, r), json.dumps(r.get("meta"), sort_keys=True)) for r in recs]
+    return _signature(kind, _records(workdir / "polytune-groups" / "reference"))
 
 
 def final_configs(workdir: Path, kind: str) -> list[tuple[str, str]]:
-    recs = _records(workdir / "polytune-groups" / f"{kind}-crash")
-    return [(_key(kind, r), json.dumps(r.get("meta"), sort_keys=True)) for r in recs]
+    return _signature(kind, _records(workdir / "polytune-groups" / f"{kind}-crash"))
+
+
+def _signature(kind: str, recs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    out = []
+    for r in recs:
+        meta = r.get("meta") or {}
+        where = {k: meta.get(k) for k in ("bracket", "rung", "resource")}
+        out.append((_key(kind, r), json.dumps(where, sort_keys=True)))
+    return out

@@ -219,10 +219,36 @@ def test_a_stop_that_lands_after_the_command_exited_keeps_its_result(tmp_path: P
 
 @pytest.mark.slow
 def test_crash_loop_random_search(tmp_path: Path) -> None:
-    figures = crash_loop(tmp_path, "random", n=40, kills=12, rng=random.Random(20240611))
+    figures = crash_loop(
+        tmp_path,
+        "random",
+        n=80,
+        kills=12,
+        max_delay=0.5,
+        compare=True,
+        rng=random.Random(20240611),
+    )
     print(figures.summary())
     assert figures.problems == []
     assert figures.kills >= 3
+
+
+@pytest.mark.slow
+def test_crash_loop_hyperband(tmp_path: Path) -> None:
+    """No promotion lost or doubled: the same (configuration, bracket, rung, resource) set as an
+    uninterrupted run of the same seed, each completed once."""
+    figures = crash_loop(
+        tmp_path, "hyperband", n=100, kills=10, max_delay=0.8, compare=True, rng=random.Random(3)
+    )
+    print(figures.summary())
+    assert figures.problems == []
+
+
+@pytest.mark.slow
+def test_crash_loop_bayesian_optimization(tmp_path: Path) -> None:
+    figures = crash_loop(tmp_path, "bo", n=20, kills=8, max_delay=2.0, rng=random.Random(4))
+    print(figures.summary())
+    assert figures.problems == []
 
 
 @pytest.mark.slow
