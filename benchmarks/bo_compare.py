@@ -591,8 +591,9 @@ def main() -> None:
                 flush=True,
             )
     table = summarize(runs)
-    print()
-    print(render(table))
+    if runs:
+        print()
+        print(render(table))
     doc: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "versions": versions(),
