@@ -1,8 +1,9 @@
 """Acquisition functions and their maximization over the encoded space.
 
 Notation: the GP models ``y``, a lower-is-better transform of the metric; ``μ(x)``, ``σ(x)`` its
-posterior mean and standard deviation; ``y*`` the incumbent (lowest posterior mean at an observed
-point, which is robust to noise); ``z = (y* - ε - μ) / σ``. Each function is *maximized*:
+posterior mean and standard deviation; ``y*`` the incumbent (the best observed target);
+``z = (y* - ε - μ) / σ``, with ``ε`` in units of the standardized target. Each function is
+*maximized*:
 
 * ``ei``:  log EI(x) = log h(z) + log σ, with h(z) = φ(z) + z Φ(z). The logarithm, computed
   stably for very negative ``z`` (Ament et al., "Unexpected Improvements to Expected Improvement
