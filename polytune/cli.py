@@ -519,7 +519,8 @@ def _open_damaged(
     group: str | None, workspace: str | None
 ) -> tuple[GroupStore, dict[str, Any], list[str]]:
     """The group's store and ``group.json`` for a reader that must show what it can: a damaged
-    ``group.json`` reads as ``{}`` and is reported as damage instead of failing."""
+    ``group.json`` reads as ``{"status": "damaged (group.json)"}`` and is reported as damage
+    instead of failing."""
     from polytune.errors import StoreError
     from polytune.store import GroupStore, resolve_group
 

@@ -220,7 +220,7 @@ def _wait_for_driver(group_dir: Path, driver: subprocess.Popen[bytes], timeout: 
 
 
 def _records(group_dir: Path) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     exps = group_dir / "experiments"
     if not exps.is_dir():
         return out
