@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import shutil
@@ -603,6 +604,9 @@ class Driver:
         if alive is None:
             alive = self._is_alive(exp) if self._is_alive else _default_is_alive(exp)
         pgid = exp.executor.get("pgid")
+        if not alive and self._is_alive is None and isinstance(pgid, int):
+            # The shell is gone but what it started in the background may not be.
+            alive = _orphans_alive(self.store.paths(exp.id).dir, exp.attempt, pgid)
         if alive and isinstance(pgid, int):
             (self._kill_group or _default_kill_group)(pgid, self.options.stop_grace)
         # Read after the stop: the command may have exited on its own in the meantime.
@@ -1060,6 +1064,35 @@ def _runs_experiment(pid: int, exp_dir: Path, attempt: int) -> bool:
         and f"POLYTUNE_ATTEMPT={attempt}".encode() in env
         and procutil.process_state(pid) not in (None, "Z", "X")
     )
+
+
+def _orphans_alive(exp_dir: Path, attempt: int, pgid: int) -> bool:
+    """Whether processes of the experiment's group outlive its shell: a live member of group
+    ``pgid`` whose environment names this attempt (once a group is empty its id can be reused,
+    so the id alone proves nothing)."""
+    if pgid <= 1 or pgid == os.getpgrp():
+        return False
+    try:
+        os.killpg(pgid, 0)
+        names = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in names:
+        if not name.isdigit():
+            continue
+        fields = procutil.parse_stat(_read_stat(name)) or []
+        member = len(fields) > 2 and fields[2] == str(pgid)  # field 5, pgrp
+        if member and _runs_experiment(int(name), exp_dir, attempt):
+            return True
+    return False
+
+
+def _read_stat(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def _default_is_alive(exp: Experiment) -> bool:

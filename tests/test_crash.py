@@ -293,3 +293,33 @@ def test_killed_driver_leaves_orphans_that_resume_stops(tmp_path: Path) -> None:
     resumed.communicate(timeout=60)
     assert resumed.returncode == 130
     assert group_processes(group) == []
+
+
+@pytest.mark.slow
+def test_background_children_of_a_dead_drivers_experiment_are_stopped(tmp_path: Path) -> None:
+    """The command's shell ended while no driver watched, but left a background process in its
+    group: resume records the exit and stops what is left (found by its environment)."""
+    from crash_harness import cli, start_cli
+
+    path = tmp_path / "bg.yaml"
+    path.write_text(
+        "hptuning:\n  matrix:\n    x: {values: [1]}\n"
+        "run:\n  cmd: sleep 60 & sleep 1.5; echo {{ x }} >> ledger.txt\n"
+    )
+    driver = start_cli("run", str(path), "--name", "g", "--quiet", cwd=tmp_path)
+    group = tmp_path / "polytune-groups" / "g"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(group_processes(group)) < 3:
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.communicate()
+    while time.monotonic() < deadline and not (tmp_path / "ledger.txt").exists():
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert len(group_processes(group)) == 1  # the background `sleep 60`
+    done = cli("resume", "g", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert group_processes(group) == []
+    rec = json.loads((group / "experiments" / "000001" / "experiment.json").read_text())
+    assert rec["status"] == "succeeded" and rec["attempt"] == 1 and rec["attempts"][0]["recovered"]
+    assert (tmp_path / "ledger.txt").read_text().split() == ["1"]
