@@ -436,7 +436,7 @@ def logs(
     exp = store.get(exp_id)
     paths = store.paths(exp_id)
     path = paths.stderr if use_stderr else paths.stdout
-    out = click.get_binary_stream("stdout")
+    out: BinaryIO = sys.stdout.buffer  # click 8.5 types get_binary_stream loosely
     follower = _Follower(path, out, tail_lines)
     try:
         follower.pump()
