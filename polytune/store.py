@@ -42,14 +42,15 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import filelock
+from typing import TYPE_CHECKING, Any
 
 from polytune import __version__, procutil
 from polytune.errors import GroupBusy, GroupNotFound, StoreError, UsageError
 from polytune.experiment import Experiment, Status
 from polytune.suggest import closest
+
+if TYPE_CHECKING:  # imported where a lock is taken: readers (`polytune status`) never pay for it
+    import filelock
 
 __all__ = [
     "DEFAULT_WORKSPACE",
@@ -796,6 +797,8 @@ class GroupStore:
         """
         # thread_local=False: the lock belongs to the process (the driver), whichever thread
         # later releases it.
+        import filelock
+
         lock = filelock.FileLock(str(self.lock_file), timeout=0, thread_local=False)
         try:
             lock.acquire()
