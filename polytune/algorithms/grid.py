@@ -32,11 +32,25 @@ from polytune.space import Space, config_key, plain
 __all__ = ["GridSearch", "MappingSearch"]
 
 
+class _Positions(set[int]):
+    """Taken grid positions (all >= 0) with their maximum kept up to date, so that "is this the
+    prefix 0..m-1?" is O(1): m distinct non-negative ints whose maximum is m-1 are exactly it."""
+
+    top = -1
+
+    def add(self, k: int) -> None:
+        super().add(k)
+        self.top = max(self.top, k)
+
+
 def _first_free(taken: set[int], total: int) -> int | None:
     """The lowest position in ``range(total)`` that is not taken, or None."""
     # The usual history is the prefix 0..m-1, so try m first: O(1) on top of building ``taken``.
     m = len(taken)
-    if m < total and m not in taken and all(0 <= k < m for k in taken):
+    if isinstance(taken, _Positions):
+        if m < total and taken.top == m - 1:
+            return m
+    elif m < total and m not in taken and all(0 <= k < m for k in taken):
         return m
     for k in range(min(total, m + 1)):
         if k not in taken:
@@ -73,7 +87,7 @@ class GridSearch:
         self.space = space
         self.n_experiments = n_experiments
         self._total = size if n_experiments is None else min(size, n_experiments)
-        self._taken = HistoryFold(set, self._take)
+        self._taken: HistoryFold[set[int]] = HistoryFold(_Positions, self._take)
 
     def planned_total(self) -> int:
         return self._total
