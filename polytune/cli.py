@@ -641,8 +641,10 @@ def status(
         )
     if rung_rows:
         console.print(rungs_table(rung_rows, objective))
+    from polytune.store import tail_lines
+
     for e in [e for e in shown if e.status.value == "failed"][:5]:
-        tail = _tail(store.paths(e.id).stderr, 3)
+        tail = tail_lines(store.paths(e.id).stderr, 3, width=200)
         console.print(
             f"[red]#{e.id} failed[/] ({e.reason}):" + ("" if tail else " [dim]no stderr[/]")
         )
@@ -679,18 +681,6 @@ def _metric_columns(objective: Any, exps: Sequence[Experiment]) -> list[str]:
     for e in exps:
         names.extend(k for k in e.metrics if k not in names and k != "step")
     return names[:5]
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 4096))
-            data = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line[:200] for line in data.splitlines()[-lines:]]
 
 
 @main.command()

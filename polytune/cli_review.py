@@ -76,21 +76,6 @@ def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def _tail(path: Path, lines: int, max_bytes: int = 64 * 1024) -> list[str]:
-    """The last ``lines`` lines of a text file (reads at most ``max_bytes`` from its end)."""
-    if lines <= 0:
-        return []
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line[:500] for line in data.splitlines()[-lines:]]
-
-
 def _quiet_broken_pipe() -> None:
     """``polytune logs … | head``: the reader went away. Exit 0 without a traceback (and keep
     Python's shutdown flush from raising again)."""
@@ -125,6 +110,7 @@ def experiment(
     from polytune.report import objective_of
     from polytune.review import experiment_detail, rank_of
     from polytune.store import is_lost
+    from polytune.store import tail_lines as store_tail_lines
 
     store = _open(group, workspace)
     exp = store.get(exp_id)
@@ -138,7 +124,7 @@ def experiment(
         objective,
         group=store.name,
         records=records,
-        stderr_tail=_tail(paths.stderr, tail_lines),
+        stderr_tail=store_tail_lines(paths.stderr, tail_lines),
         paths={
             "dir": str(paths.dir),
             "record": str(paths.record),

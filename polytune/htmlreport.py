@@ -815,8 +815,10 @@ def _failures_html(store: GroupStore, exps: Sequence[Experiment], limit: int = 1
     if not failed:
         return ""
     rows = []
+    from polytune.store import tail_lines
+
     for e in failed[:limit]:
-        tail = _tail(store.paths(e.id).stderr, 2)
+        tail = tail_lines(store.paths(e.id).stderr, 2, width=200)
         rows.append(
             f'<tr><td class="num">{e.id}</td><td>{_e(e.reason or "")}</td>'
             f"<td><code>{_e(_config_text(e.config))}</code></td><td><code>{'<br>'.join(_e(t) for t in tail)}</code></td></tr>"
@@ -827,18 +829,6 @@ def _failures_html(store: GroupStore, exps: Sequence[Experiment], limit: int = 1
         else ""
     )
     return f"<h2>Failures ({len(failed)})</h2><table><tr><th>id</th><th>reason</th><th>configuration</th><th>stderr (last lines)</th></tr>{''.join(rows)}</table>{more}"
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 4096))
-            data = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line[:200] for line in data.splitlines()[-lines:]]
 
 
 def _importance_note(imp: Importance, objective: Objective, specs: Sequence[ParamSpec]) -> str:

@@ -314,6 +314,24 @@ class DriverLock:
         self.release()
 
 
+def tail_lines(
+    path: str | os.PathLike[str], lines: int, *, max_bytes: int = 64 * 1024, width: int = 500
+) -> list[str]:
+    """The last ``lines`` lines of a log file (at most ``max_bytes`` read from its end, each line
+    cut at ``width`` characters); ``[]`` when it cannot be read."""
+    if lines <= 0:
+        return []
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line[:width] for line in data.splitlines()[-lines:]]
+
+
 # ----- background durability -------------------------------------------------------------------
 class BackgroundSync:
     """fsyncs finished records on a thread, so the driver never waits for the disk.
