@@ -55,9 +55,9 @@ def plain_loop(n: int, concurrency: int) -> float:
     return time.perf_counter() - start
 
 
-def polytune_loop(n: int, concurrency: int, workdir: Path) -> float:
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / f"noop-{concurrency}.yaml"
+def noop_group_file(path: Path, n: int, concurrency: int) -> Path:
+    """A grid group of ``n`` no-op experiments (also used by scale.py)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         textwrap.dedent(
             f"""
@@ -72,6 +72,11 @@ def polytune_loop(n: int, concurrency: int, workdir: Path) -> float:
             """
         )
     )
+    return path
+
+
+def polytune_loop(n: int, concurrency: int, workdir: Path) -> float:
+    path = noop_group_file(workdir / f"noop-{concurrency}.yaml", n, concurrency)
     config = load([path])
     store = new_group(config, workspace=workdir / "ws", name=None, stem=path.stem)
     start = time.perf_counter()

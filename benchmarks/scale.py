@@ -16,34 +16,20 @@ import resource
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import tracemalloc
 from pathlib import Path
 
 
 def run_group(n: int, concurrency: int, workdir: Path, trace: bool) -> dict[str, float]:
+    from overhead import noop_group_file
+
     from polytune.config import load
     from polytune.driver import Driver, DriverOptions, NullProgress, new_group
     from polytune.executors.local import LocalExecutor
     from polytune.searchers import make_searcher
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "noop.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            version: 1
-            kind: group
-            hptuning:
-              concurrency: {concurrency}
-              matrix:
-                i: {{range: [0, {n}, 1]}}
-            run:
-              cmd: "true"
-            """
-        )
-    )
+    path = noop_group_file(workdir / "noop.yaml", n, concurrency)
     config = load([path])
     store = new_group(config, workspace=workdir / "ws", name=None, stem="noop")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
